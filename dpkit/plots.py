@@ -101,3 +101,209 @@ def roc_curves(curves, *, bounds=None, ax=None, title=None, low=1e-4):
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="x-small")
     return figure
+
+
+# ---------------------------------------------------------------------------
+# Figures of the teaching notebooks and their widgets. Each takes ``ax=`` so that a
+# dashboard can clear its axes and draw again on the same Figure.
+
+
+def output_distributions(*, mechanism, epsilon, value, sensitivity=1.0, delta=None, window=None, ax=None, title=None):
+    """Plot the release densities of a mechanism on two neighbouring datasets.
+
+    The true answer is ``value`` on dataset D and ``value + sensitivity`` on its
+    neighbour D' (one more record). The mechanism is calibrated as in
+    :mod:`dpkit.mechanisms`; the Gaussian one uses the analytic calibration, which
+    is valid for every epsilon.
+
+    Parameters
+    ----------
+    mechanism : {"laplace", "gaussian"}
+    epsilon : float
+        Privacy parameter, > 0.
+    value : float
+        True answer on D.
+    sensitivity : float, default 1.0
+    delta : float, optional
+        Required for ``"gaussian"``.
+    window : float, optional
+        Half-width of the x range around ``value``; defaults to 8 noise scales.
+    """
+    from dpkit import mechanisms
+
+    figure, ax = _figure(figsize=(7, 3), ax=ax)
+    scale = _noise_scale(mechanism, epsilon, sensitivity, delta)
+    x = _release_grid(value, sensitivity, scale, window)
+    for shift, name, style in ((0.0, "D", "-"), (sensitivity, "D' (one more record)", "--")):
+        density = mechanisms.output_density(
+            x, mechanism=mechanism, value=value + shift, sensitivity=sensitivity, epsilon=epsilon,
+            delta=delta, analytic=True,
+        )
+        ax.plot(x, density, linestyle=style, label=f"release on {name}, true answer {value + shift:g}")
+    ax.set_xlim(x[0], x[-1])
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("released answer")
+    ax.set_ylabel("density")
+    ax.set_title(title or f"{_mechanism_title(mechanism, epsilon, delta)}: output distributions")
+    ax.legend(fontsize="small", loc="upper right")
+    return figure
+
+
+def privacy_loss(*, mechanism, epsilon, value, sensitivity=1.0, delta=None, window=None, ax=None, title=None):
+    """Plot the privacy loss ``log(p(x | D) / p(x | D'))`` over the released answer x.
+
+    The band between ``-epsilon`` and ``+epsilon`` is shaded. The Laplace loss
+    never leaves it; the Gaussian loss does, on outputs whose probability
+    ``delta`` accounts for. Arguments are those of :func:`output_distributions`.
+    """
+    from dpkit import mechanisms
+
+    figure, ax = _figure(figsize=(7, 3), ax=ax)
+    scale = _noise_scale(mechanism, epsilon, sensitivity, delta)
+    x = _release_grid(value, sensitivity, scale, window)
+    ratio = mechanisms.privacy_loss_ratio(
+        x, mechanism=mechanism, sensitivity=sensitivity, epsilon=epsilon, delta=delta, analytic=True, value=value
+    )
+    ax.axhspan(-epsilon, epsilon, color="tab:green", alpha=0.15, label=f"within +/- epsilon = {epsilon:.3g}")
+    ax.axhline(epsilon, color="tab:green", linewidth=0.8)
+    ax.axhline(-epsilon, color="tab:green", linewidth=0.8)
+    ax.plot(x, np.log(ratio), color="black", label="privacy loss")
+    ax.set_xlim(x[0], x[-1])
+    ax.set_ylim(-2 * epsilon, 2 * epsilon)
+    ax.set_xlabel("released answer")
+    ax.set_ylabel("log p(x|D) / p(x|D')")
+    ax.set_title(title or "Privacy loss at each possible output")
+    ax.legend(fontsize="small", loc="upper right")
+    return figure
+
+
+def _noise_scale(mechanism, epsilon, sensitivity, delta):
+    from dpkit import mechanisms
+
+    if mechanism == "gaussian":
+        return mechanisms.gaussian_sigma(sensitivity=sensitivity, epsilon=epsilon, delta=delta, analytic=True)
+    return mechanisms.laplace_scale(sensitivity=sensitivity, epsilon=epsilon)
+
+
+def _release_grid(value, sensitivity, scale, window):
+    half_width = window if window is not None else 8 * scale + sensitivity
+    return np.linspace(value - half_width, value + sensitivity + half_width, 801)
+
+
+def _mechanism_title(mechanism, epsilon, delta):
+    if mechanism == "gaussian":
+        return f"Gaussian mechanism, epsilon = {epsilon:.3g}, delta = {delta:g}"
+    return f"Laplace mechanism, epsilon = {epsilon:.3g}"
+
+
+def randomized_response_estimates(estimates, *, true_rate, ax=None, title=None):
+    """Plot the spread of randomized-response estimates for each epsilon.
+
+    Parameters
+    ----------
+    estimates : dict of float -> array_like
+        For each epsilon, the estimated rates of repeated surveys.
+    true_rate : float
+        The rate in the population, drawn as a horizontal line.
+    """
+    figure, ax = _figure(figsize=(7, 3.5), ax=ax)
+    epsilons = sorted(estimates)
+    positions = np.arange(len(epsilons))
+    ax.boxplot([np.asarray(estimates[e], float) for e in epsilons], positions=positions, widths=0.5)
+    ax.axhline(true_rate, color="tab:red", linestyle="--", label=f"true rate {true_rate:.2f}")
+    ax.set_xticks(positions, [f"{e:g}" for e in epsilons])
+    ax.set_xlabel("epsilon of each answer")
+    ax.set_ylabel("estimated rate")
+    ax.set_title(title or "Randomized response: estimates of repeated surveys")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize="small")
+    return figure
+
+
+def training_curves(history, *, ax=None, title=None):
+    """Plot train and test accuracy per epoch from a :class:`dpkit.training.TrainResult` history."""
+    figure, ax = _figure(figsize=(6, 3.5), ax=ax)
+    epochs = [row["epoch"] for row in history]
+    ax.plot(epochs, [row["train_accuracy"] for row in history], marker=".", label="train (members)")
+    ax.plot(epochs, [row["test_accuracy"] for row in history], marker=".", label="held out")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title or "Train and held-out accuracy")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    return figure
+
+
+def loss_histograms(member_losses, non_member_losses, *, threshold=None, ax=None, title=None, bins=40):
+    """Plot histograms of per-example losses of members and non-members on a log scale.
+
+    Losses are clipped below at 1e-6 so that perfectly fitted examples stay on the
+    axis. ``threshold``, if given, is drawn as a vertical line: a loss attack calls
+    every example left of it a member.
+    """
+    figure, ax = _figure(figsize=(6.5, 3.5), ax=ax)
+    members = np.clip(np.asarray(member_losses, float), 1e-6, None)
+    non_members = np.clip(np.asarray(non_member_losses, float), 1e-6, None)
+    edges = np.logspace(math.log10(min(members.min(), non_members.min())),
+                        math.log10(max(members.max(), non_members.max()) * 1.01), bins + 1)
+    ax.hist(members, bins=edges, alpha=0.6, label=f"members ({len(members)})")
+    ax.hist(non_members, bins=edges, alpha=0.6, label=f"non-members ({len(non_members)})")
+    if threshold is not None:
+        ax.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.3g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("cross-entropy loss (log scale)")
+    ax.set_ylabel("examples")
+    ax.set_title(title or "Per-example loss of members and non-members")
+    ax.legend(fontsize="small")
+    return figure
+
+
+def gradient_norms(norms, *, max_grad_norm=None, ax=None, title=None, bins=30):
+    """Plot a histogram of per-example gradient norms; bars above ``max_grad_norm`` are drawn in red.
+
+    Returns the Figure; the bars are ``ax.patches`` in bin order.
+    """
+    figure, ax = _figure(figsize=(6, 3.5), ax=ax)
+    norms = np.asarray(norms, float)
+    _, edges, patches = ax.hist(norms, bins=bins, color="tab:blue")
+    if max_grad_norm is not None:
+        for patch, low in zip(patches, edges[:-1]):
+            if low >= max_grad_norm:
+                patch.set_facecolor("tab:red")
+        clipped = float(np.mean(norms > max_grad_norm))
+        ax.axvline(max_grad_norm, color="black", linestyle="--", label=f"max_grad_norm = {max_grad_norm:.3g}")
+        ax.legend(fontsize="small")
+        title = title or f"Per-example gradient norms: {clipped:.0%} clipped"
+    ax.set_xlabel("L2 norm of the per-example gradient")
+    ax.set_ylabel("examples")
+    ax.set_title(title or "Per-example gradient norms")
+    return figure
+
+
+ACCOUNTANT_LABELS = {"rdp": "RDP", "prv": "PRV", "gdp": "GDP (approximation)"}
+
+
+def epsilon_curves(curves, *, delta, target_epsilon=None, ax=None, title=None):
+    """Plot epsilon against the number of steps for each accountant.
+
+    Parameters
+    ----------
+    curves : dict of accountant -> (steps, epsilons)
+        For example ``{"rdp": dpkit.privacy.epsilon_curve(..., accountant="rdp")}``.
+    delta : float
+        The delta of every curve, shown in the axis label.
+    target_epsilon : float, optional
+        Drawn as a horizontal line.
+    """
+    figure, ax = _figure(figsize=(6.5, 3.8), ax=ax)
+    for accountant, (steps, values) in curves.items():
+        ax.plot(steps, values, label=ACCOUNTANT_LABELS.get(accountant, accountant))
+    if target_epsilon is not None:
+        ax.axhline(target_epsilon, color="black", linestyle=":", label=f"target epsilon {target_epsilon:g}")
+    ax.set_xlabel("steps")
+    ax.set_ylabel(f"epsilon (delta = {delta:g})")
+    ax.set_title(title or "Privacy spent over training")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return figure
