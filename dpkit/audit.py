@@ -948,43 +948,24 @@ def epsilon_lower_bound(
             'Pass threshold with method="fixed" (or method=None), or drop threshold so that "split" or '
             '"bonferroni" chooses it.',
         )
+    calibration_fraction = check_open_unit(
+        "calibration_fraction", calibration_fraction, "Use 0.5 to choose the threshold on half of the data."
+    )
+    seed = check_int("seed", seed, "Pass a non-negative integer seed.", minimum=0)
     alpha = 1.0 - confidence
 
     if method == "fixed":
         if not isinstance(threshold, numbers.Real) or isinstance(threshold, bool) or math.isnan(threshold):
             raise invalid("threshold", "a real number", threshold, "Pass the score above which the test predicts a member.")
-        return _evaluate_threshold(labels, scores, float(threshold), delta, confidence, method)
+        return _evaluate_threshold(labels, scores, float(threshold), delta, confidence, method, alpha / 2, alpha / 2)
 
     if method == "bonferroni":
         n_members = int(labels.sum())
-        n_non_members = labels.size - n_members
-        candidates = np.unique(scores)
-        true_positives, false_positives = _threshold_counts(labels, scores, candidates)
-        epsilons, _, _ = _epsilon_from_counts(
-            true_positives,
-            false_positives,
-            n_members,
-            n_non_members,
-            delta,
-            alpha / (2 * (n_members + 1)),
-            alpha / (2 * (n_non_members + 1)),
-        )
-        best = int(np.argmax(epsilons))
-        return _evaluate_threshold(
-            labels,
-            scores,
-            float(candidates[best]),
-            delta,
-            confidence,
-            method,
-            alpha_members=alpha / (2 * (n_members + 1)),
-            alpha_non_members=alpha / (2 * (n_non_members + 1)),
-        )
+        alpha_members = alpha / (2 * (n_members + 1))
+        alpha_non_members = alpha / (2 * (labels.size - n_members + 1))
+        chosen = _best_threshold(labels, scores, delta, alpha_members, alpha_non_members)
+        return _evaluate_threshold(labels, scores, chosen, delta, confidence, method, alpha_members, alpha_non_members)
 
-    calibration_fraction = check_open_unit(
-        "calibration_fraction", calibration_fraction, "Use 0.5 to choose the threshold on half of the data."
-    )
-    seed = check_int("seed", seed, "Pass a non-negative integer seed.", minimum=0)
     n_members = int(labels.sum())
     if n_members < 2 or labels.size - n_members < 2:
         raise invalid(
@@ -994,27 +975,28 @@ def epsilon_lower_bound(
             'Add examples, or use method="bonferroni".',
         )
     calibration = _stratified_halves(labels, calibration_fraction, np.random.default_rng(seed))
+    chosen = _best_threshold(labels[calibration], scores[calibration], delta, alpha / 2, alpha / 2)
 
-    cal_labels, cal_scores = labels[calibration], scores[calibration]
-    candidates = np.unique(cal_scores)
-    true_positives, false_positives = _threshold_counts(cal_labels, cal_scores, candidates)
+    held_out = ~calibration
+    return _evaluate_threshold(labels[held_out], scores[held_out], chosen, delta, confidence, method, alpha / 2, alpha / 2)
+
+
+def _best_threshold(labels, scores, delta, alpha_members, alpha_non_members):
+    candidates = np.unique(scores)
+    true_positives, false_positives = _threshold_counts(labels, scores, candidates)
     epsilons, _, _ = _epsilon_from_counts(
         true_positives,
         false_positives,
-        int(cal_labels.sum()),
-        int((~cal_labels).sum()),
+        int(labels.sum()),
+        int((~labels).sum()),
         delta,
-        alpha / 2,
-        alpha / 2,
+        alpha_members,
+        alpha_non_members,
     )
-    chosen = float(candidates[int(np.argmax(epsilons))])
-    return _evaluate_threshold(labels[~calibration], scores[~calibration], chosen, delta, confidence, method)
+    return float(candidates[int(np.argmax(epsilons))])
 
 
-def _evaluate_threshold(labels, scores, threshold, delta, confidence, method, alpha_members=None, alpha_non_members=None):
-    alpha = 1.0 - confidence
-    alpha_members = alpha / 2 if alpha_members is None else alpha_members
-    alpha_non_members = alpha / 2 if alpha_non_members is None else alpha_non_members
+def _evaluate_threshold(labels, scores, threshold, delta, confidence, method, alpha_members, alpha_non_members):
     n_members = int(labels.sum())
     n_non_members = labels.size - n_members
 
@@ -1094,8 +1076,10 @@ def _one_run_p_value(canaries, guesses, correct, epsilon, delta):
 
 
 def _one_run_epsilon(canaries, guesses, correct, delta, alpha):
-    # The p-value grows with epsilon; the bound is the largest epsilon whose
-    # p-value is still at most alpha (0 if even epsilon = 0 is not rejected).
+    # The bound is an epsilon whose p-value is at most alpha, found where the
+    # p-value crosses alpha (0 if even epsilon = 0 is not rejected). Rejecting
+    # epsilon also rejects every smaller one, because (eps', delta)-DP implies
+    # (eps, delta)-DP for eps' < eps.
     def excess(epsilon):
         return _one_run_p_value(canaries, guesses, correct, epsilon, delta) - alpha
 

@@ -177,10 +177,10 @@ def _gaussian_attack(n_members, n_non_members, shift, seed):
 
 def test_bootstrap_ci_contains_estimate_and_is_seeded():
     y_true, y_score = _gaussian_attack(300, 200, 1.0, seed=0)
-    low, high = bootstrap_ci(y_true, y_score, auc, n_bootstrap=200, seed=3)
+    low, high = bootstrap_ci(y_true, y_score, auc, n_bootstrap=100, seed=3)
     assert low < auc(y_true, y_score) < high
-    assert (low, high) == bootstrap_ci(y_true, y_score, auc, n_bootstrap=200, seed=3)
-    assert (low, high) != bootstrap_ci(y_true, y_score, auc, n_bootstrap=200, seed=4)
+    assert (low, high) == bootstrap_ci(y_true, y_score, auc, n_bootstrap=100, seed=3)
+    assert (low, high) != bootstrap_ci(y_true, y_score, auc, n_bootstrap=100, seed=4)
 
 
 def test_bootstrap_ci_is_stratified():
