@@ -10,8 +10,10 @@ import dataclasses
 import datetime
 import logging
 import math
+import os
 import platform
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dpkit import data as datasets
-from dpkit._checks import check_int, check_open_unit, check_positive, invalid
+from dpkit._checks import DPKitWarning, check_int, check_open_unit, check_positive, invalid
 from dpkit.profile import pick
 from dpkit.store import ResultStore, number, settings_key
 from dpkit.training import TrainConfig, predict_logits, train
@@ -76,6 +78,19 @@ class Sweep:
         small epsilon leave less noise per step.
     split_seed : int
         Seed of the dataset's train/test split.
+    attacks : tuple of str
+        Membership-inference attacks run against every target (names from
+        :data:`dpkit.attacks.ATTACKS`); empty for none.
+    bank_size : int
+        Reference models in the bank shared by LiRA and RMIA (even).
+    bank : TrainConfig
+        How each reference model is trained (non-private by default: the attacker
+        imitates the training data, not the defence).
+    n_attack_members : int
+        Training members queried by the attacks, next to every test example as a
+        non-member.
+    attack_seed : int
+        Seeds the bank and the choice of queried members.
     """
 
     dataset: str = "mnist-5k"
@@ -88,6 +103,11 @@ class Sweep:
     non_private: TrainConfig = TrainConfig(epochs=15, batch_size=64, lr=0.1, momentum=0.9)
     epochs: dict = field(default_factory=dict)
     split_seed: int = 0
+    attacks: tuple = ("loss", "lira")
+    bank_size: int = 8
+    bank: TrainConfig = TrainConfig(epochs=10, batch_size=64, lr=0.1, momentum=0.9)
+    n_attack_members: int = 1000
+    attack_seed: int = 0
 
     def validate(self):
         """Check the sweep's settings; raise ``ValueError`` naming the first bad one."""
@@ -124,9 +144,24 @@ class Sweep:
                 )
         return configs
 
+    def attack_settings(self):
+        """The settings of the attacks, part of every run's key when attacks run."""
+        if not self.attacks:
+            return None
+        return {
+            "attacks": list(self.attacks),
+            "bank_size": self.bank_size,
+            "bank": dataclasses.asdict(self.bank),
+            "n_attack_members": self.n_attack_members,
+            "attack_seed": self.attack_seed,
+        }
+
     def settings_of(self, config):
         """The settings that identify one run, and so its record key."""
-        return {"dataset": self.dataset, "split_seed": self.split_seed, **dataclasses.asdict(config)}
+        settings = {"dataset": self.dataset, "split_seed": self.split_seed, **dataclasses.asdict(config)}
+        if self.attacks:
+            settings["attack"] = self.attack_settings()
+        return settings
 
 
 def main_sweep():
@@ -145,6 +180,9 @@ def main_sweep():
             fast={0.5: 2, 1.0: 2, 2.0: 3, 4.0: 3, 8.0: 4},
         ),
         non_private=TrainConfig(epochs=pick(full=15, fast=2), batch_size=64, lr=0.1, momentum=0.9),
+        bank_size=pick(full=8, fast=2),
+        bank=TrainConfig(epochs=pick(full=10, fast=2), batch_size=64, lr=0.1, momentum=0.9),
+        n_attack_members=pick(full=1000, fast=300),
     )
 
 
@@ -214,9 +252,12 @@ def run_sweep(sweep, store, *, progress=True, on_result=None):
     todo = [(key, config) for key, config in zip(keys, configs) if key not in store]
     logger.info("sweep: %d runs, %d stored, %d to run", len(configs), len(configs) - len(todo), len(todo))
 
+    attack_context = _prepare_attacks(sweep, dataset, store, progress) if sweep.attacks and todo else None
     started = time.perf_counter()
     for key, config in tqdm(todo, desc="sweep", unit="run", disable=not progress):
         record, result = _run_one(sweep, dataset, config, progress)
+        if attack_context is not None:
+            record["results"]["attacks"] = _attack(result, record, attack_context, sweep)
         if on_result is not None:
             on_result(record, result)
         store.append(record)
@@ -226,6 +267,93 @@ def run_sweep(sweep, store, *, progress=True, on_result=None):
         )
     logger.info("sweep finished in %.1f s", time.perf_counter() - started)
     return [store.get(key) for key in keys]
+
+
+def _prepare_attacks(sweep, dataset, store, progress):
+    """Load or train the reference bank and choose the queried candidates.
+
+    The pool is the whole dataset (train and test splits); every pool example
+    trains exactly half of the reference models. The candidates are
+    ``n_attack_members`` training members of the target and every test example
+    as a non-member.
+    """
+    from dpkit.attacks import ReferenceBank
+
+    if sweep.n_attack_members > len(dataset.y_train):
+        raise invalid(
+            "n_attack_members", f"at most the train split's {len(dataset.y_train)} examples",
+            sweep.n_attack_members, "Query fewer members.",
+        )
+    X_pool = torch.cat([dataset.X_train, dataset.X_test])
+    y_pool = torch.cat([dataset.y_train, dataset.y_test])
+    rng = np.random.default_rng(sweep.attack_seed)
+    members = np.sort(rng.choice(len(dataset.y_train), size=sweep.n_attack_members, replace=False))
+    non_members = np.arange(len(dataset.y_train), len(y_pool))
+    index = np.concatenate([members, non_members])
+    is_member = np.concatenate([np.ones(len(members), bool), np.zeros(len(non_members), bool)])
+
+    bank_key = settings_key({"dataset": sweep.dataset, "split_seed": sweep.split_seed, **sweep.attack_settings()})
+    bank_path = os.path.join(os.path.dirname(os.path.abspath(store.path)), f"bank-{bank_key}.npz")
+    bank = None
+    if os.path.exists(bank_path):
+        try:
+            bank = ReferenceBank.load(bank_path)
+            logger.info("loaded reference bank %s", bank_path)
+        except (ValueError, OSError, KeyError) as error:
+            warnings.warn(f"reference bank {bank_path} could not be read ({error}); it is trained again.", DPKitWarning, stacklevel=3)
+    if bank is None:
+        logger.info("training a reference bank of %d models", sweep.bank_size)
+        bank = ReferenceBank.train(
+            X_pool, y_pool, n_models=sweep.bank_size, config=sweep.bank, seed=sweep.attack_seed, progress=progress
+        )
+        bank.save(bank_path)
+    return {"bank": bank, "X_pool": X_pool, "y_pool": y_pool, "index": index, "is_member": is_member, "bank_path": bank_path}
+
+
+def _downsample_roc(fpr, tpr, points=200):
+    """Keep the ROC's shape on log axes with at most about ``points`` points."""
+    if len(fpr) <= points:
+        return fpr, tpr
+    grid = np.unique(np.concatenate([[0.0], np.logspace(-5, 0, points)]))
+    positions = np.searchsorted(fpr, grid, side="right") - 1
+    positions = np.unique(np.clip(positions, 0, len(fpr) - 1))
+    return fpr[positions], tpr[positions]
+
+
+def _attack(result, record, context, sweep):
+    """Run the sweep's attacks on one target and summarise them for its record."""
+    from dpkit import audit
+    from dpkit.attacks import run_attacks
+
+    outcomes = run_attacks(
+        result.model,
+        bank=context["bank"],
+        X_pool=context["X_pool"],
+        y_pool=context["y_pool"],
+        index=context["index"],
+        is_member=context["is_member"],
+        attacks=sweep.attacks,
+    )
+    summaries = {}
+    for name, outcome in outcomes.items():
+        fpr, tpr, _ = outcome.roc()
+        fpr, tpr = _downsample_roc(np.asarray(fpr), np.asarray(tpr))
+        # A bound on the candidates of this run; the threshold is chosen on one half
+        # and evaluated on the other, so the bound is not optimistic.
+        bound = audit.epsilon_lower_bound(outcome.is_member, outcome.scores, delta=sweep.delta, method="split", seed=sweep.attack_seed)
+        summaries[name] = {
+            "auc": outcome.auc(),
+            "tpr_at_0.1pct_fpr": outcome.tpr_at_fpr(0.001),
+            "tpr_at_1pct_fpr": outcome.tpr_at_fpr(0.01),
+            "advantage": outcome.advantage(),
+            "epsilon_lower_bound": bound.epsilon,
+            "epsilon_lower_bound_confidence": bound.confidence,
+            "n_members": int(outcome.is_member.sum()),
+            "n_non_members": int((~outcome.is_member).sum()),
+            "settings": {k: v for k, v in outcome.settings.items() if isinstance(v, (str, int, float, bool)) or v is None},
+            "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist()},
+        }
+    return summaries
 
 
 def results_table(records):

@@ -3,9 +3,11 @@
 import math
 import os
 
+import numpy as np
+
 from dpkit import plots
 from dpkit.experiments import results_table
-from dpkit.store import write_text_atomic
+from dpkit.store import number, write_text_atomic
 
 
 def format_table(table):
@@ -52,8 +54,6 @@ def write_report(records, out):
     figures.append(_save(privacy_utility, os.path.join(out, "privacy_utility.png")))
     if any(c.endswith("_auc") for c in table.columns):
         figures.append(_save(plots.attack_auc(table), os.path.join(out, "attack_auc.png")))
-        from dpkit.report_roc import roc_figure
-
         figures.append(_save(roc_figure(records), os.path.join(out, "roc.png")))
     return {
         "records": os.path.join(out, "records.jsonl"),
@@ -62,6 +62,35 @@ def write_report(records, out):
         "text": format_table(table),
         "frame": table,
     }
+
+
+def roc_figure(records, *, attack="lira", low=1e-3):
+    """Log-log ROC curves of one attack, one per privacy level (first seed), each with its DP bound.
+
+    The bound is the highest TPR that any attack can reach against a mechanism
+    with the run's achieved (epsilon, delta); the non-private run has none.
+    """
+    from dpkit import audit
+
+    first_seed = min(record["settings"]["seed"] for record in records)
+    curves, bounds = {}, {}
+    grid = np.logspace(np.log10(low), 0, 200)
+    chosen = [r for r in records if r["settings"]["seed"] == first_seed and attack in r["results"].get("attacks", {})]
+    chosen.sort(key=lambda r: math.inf if r["settings"]["target_epsilon"] is None else r["settings"]["target_epsilon"])
+    for record in chosen:
+        results = record["results"]
+        roc = results["attacks"][attack]["roc"]
+        if record["settings"]["target_epsilon"] is None:
+            label = "non-private"
+        else:
+            epsilon = number(results["epsilon"])
+            label = f"epsilon {epsilon:.2g}"
+            bounds[f"{label} bound"] = (grid, audit.dp_roc_bound(grid, epsilon=epsilon, delta=results["delta"]))
+        curves[label] = (roc["fpr"], roc["tpr"])
+    accountant = next((r["results"]["accountant"] for r in chosen if r["results"]["accountant"]), "rdp")
+    delta = next((r["results"]["delta"] for r in chosen if r["results"]["delta"]), None)
+    title = f"{attack} ROC with DP bounds (delta = {delta:g}, {accountant} accountant)" if delta else f"{attack} ROC"
+    return plots.roc_curves(curves, bounds=bounds, title=title, low=low)
 
 
 def _save(figure, path):
