@@ -58,6 +58,24 @@ def _add_epsilon(commands):
     parser.add_argument("--delta", type=float, required=True, help="target delta, in (0, 1)")
 
 
+def _add_audit(commands):
+    parser = commands.add_parser(
+        "audit",
+        help="empirical epsilon lower bound from attack scores, against a claimed epsilon",
+        description="Read membership scores (a CSV file with columns is_member and score, higher score "
+        "meaning member) and report AUC, TPR at low FPR and an empirical epsilon lower bound with "
+        "Clopper-Pearson confidence. With --epsilon, say whether the claim is refuted.",
+    )
+    parser.add_argument("scores", help="CSV file with columns is_member (0/1) and score")
+    parser.add_argument("--delta", type=float, required=True, help="delta of the claimed guarantee")
+    parser.add_argument("--epsilon", type=float, default=None, help="claimed epsilon to test")
+    parser.add_argument("--confidence", type=float, default=0.95, help="confidence of the bound (default 0.95)")
+    parser.add_argument(
+        "--method", choices=("split", "bonferroni"), default="split",
+        help="how the threshold is chosen without optimistic reuse (default: split)",
+    )
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="dpkit", description="Differential privacy in deep learning: sweeps, attacks and accounting.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress messages")
@@ -65,6 +83,7 @@ def build_parser():
     _add_sweep(commands)
     _add_report(commands)
     _add_epsilon(commands)
+    _add_audit(commands)
     return parser
 
 
@@ -132,12 +151,40 @@ def _report(args):
     return 0
 
 
+def _audit(args):
+    import pandas as pd
+
+    from dpkit import audit
+
+    frame = pd.read_csv(args.scores)
+    missing = {"is_member", "score"} - set(frame.columns)
+    if missing:
+        print(f"dpkit audit: {args.scores} lacks the column(s) {', '.join(sorted(missing))}; "
+              "it needs is_member (0/1) and score.", file=sys.stderr)
+        return 2
+    y_true, y_score = frame["is_member"].to_numpy(), frame["score"].to_numpy()
+    summary = audit.summarize(y_true, y_score, ci=True)
+    bound = audit.epsilon_lower_bound(y_true, y_score, delta=args.delta, confidence=args.confidence, method=args.method)
+    print(f"{summary['n_members']} members, {summary['n_non_members']} non-members")
+    print(f"AUC {summary['auc']:.4f} [{summary['auc_low']:.4f}, {summary['auc_high']:.4f}]")
+    for key in ("tpr@0.1%", "tpr@1%"):
+        print(f"{key.replace('@', ' at ')} FPR: {summary[key]:.4f} [{summary[key + '_low']:.4f}, {summary[key + '_high']:.4f}]")
+    print(f"empirical epsilon lower bound: {bound.epsilon:.4f} (delta = {args.delta:g}, "
+          f"confidence {args.confidence:g}, threshold chosen by {bound.method})")
+    if args.epsilon is not None:
+        refuted = bound.epsilon > args.epsilon
+        verdict = "refuted: the lower bound exceeds it" if refuted else "not refuted: the lower bound does not exceed it"
+        print(f"claimed epsilon {args.epsilon:g}: {verdict}")
+        return 1 if refuted else 0
+    return 0
+
+
 def main(argv=None):
     """Entry point of the ``dpkit`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    handlers = {"epsilon": _epsilon, "sweep": _sweep, "report": _report}
+    handlers = {"epsilon": _epsilon, "sweep": _sweep, "report": _report, "audit": _audit}
     try:
         return handlers[args.command](args)
     except ValueError as error:
