@@ -26,7 +26,7 @@ run: $(STAMP)
 ## test: the whole test suite, notebooks included (fast profile)
 test: $(STAMP)
 	bash scripts/install-browser.sh
-	DPKIT_PROFILE=fast $(BIN)/python -m pytest tests
+	DPKIT_PROFILE=fast DPKIT_REQUIRE_BROWSER=1 $(BIN)/python -m pytest tests
 	DPKIT_PROFILE=fast $(BIN)/python -m pytest --nbval-lax notebooks
 
 ## lab: JupyterLab on the notebook series
