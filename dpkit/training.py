@@ -254,7 +254,7 @@ def load_checkpoint(path):
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def train(data, config=None, *, model=None, test=None, progress=True, checkpoint=None, device=None):
+def train(data, config=None, *, model=None, test=None, progress=True, checkpoint=None, device=None, history=True):
     """Train a model, privately or not, and record a per-epoch history.
 
     Parameters
@@ -277,6 +277,10 @@ def train(data, config=None, *, model=None, test=None, progress=True, checkpoint
         from the stored accountant state.
     device : str or torch.device, optional
         Defaults to CUDA when available, else CPU.
+    history : bool, default True
+        Evaluate train and test accuracy and epsilon after every epoch. False
+        evaluates after the last epoch only, which saves a pass over the data per
+        epoch (reference banks train many models and need no history).
 
     Returns
     -------
@@ -346,27 +350,29 @@ def train(data, config=None, *, model=None, test=None, progress=True, checkpoint
         else:
             train_model = model
 
-        history, first_epoch = _resume(checkpoint, config, model, optimizer, engine)
+        rows, first_epoch = _resume(checkpoint, config, model, optimizer, engine)
         epochs = range(first_epoch, config.epochs + 1)
         bar = tqdm(epochs, desc="DP-SGD" if config.private else "SGD", unit="epoch", disable=not progress, leave=False)
         for epoch in bar:
             loss = _train_epoch(train_model, optimizer, criterion, loader, config, device, engine)
-            row = {"epoch": epoch, "loss": loss, "train_accuracy": evaluate(model, X, y)["accuracy"]}
-            row["test_accuracy"] = evaluate(model, *test)["accuracy"] if test is not None else math.nan
-            row["epsilon"] = _spent(engine, config, noise_multiplier)
-            history.append(row)
-            bar.set_postfix(loss=f"{loss:.3f}", test=f"{row['test_accuracy']:.3f}", eps=f"{row['epsilon']:.2f}")
+            row = {"epoch": epoch, "loss": loss}
+            if history or epoch == config.epochs:
+                row["train_accuracy"] = evaluate(model, X, y)["accuracy"]
+                row["test_accuracy"] = evaluate(model, *test)["accuracy"] if test is not None else math.nan
+                row["epsilon"] = _spent(engine, config, noise_multiplier)
+                bar.set_postfix(loss=f"{loss:.3f}", test=f"{row['test_accuracy']:.3f}", eps=f"{row['epsilon']:.2f}")
+            rows.append(row)
             logger.info("epoch %d: %s", epoch, row)
             if checkpoint is not None:
-                _save(checkpoint, config, model, optimizer, engine, history, epoch)
+                _save(checkpoint, config, model, optimizer, engine, rows, epoch)
         bar.close()
 
     model.eval()
-    last = history[-1] if history else {}
+    last = rows[-1] if rows else {}
     return TrainResult(
         model=model,
         config=config,
-        history=history,
+        history=rows,
         epsilon=_spent(engine, config, noise_multiplier),
         delta=config.delta if config.private else None,
         accountant=config.accountant if config.private else None,
