@@ -17,15 +17,20 @@ Display a dashboard by making it the last expression of a cell::
 """
 
 import base64
+import dataclasses
+import html
 import io
 import logging
 import math
 import numbers
+import os
 import warnings
 
 import ipywidgets as widgets
 import numpy as np
+import PIL.Image
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy import stats
 
@@ -40,6 +45,7 @@ from dpkit._checks import (
     check_unit_interval,
     invalid,
 )
+from dpkit.store import number
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +53,14 @@ __all__ = [
     "AccountantCalculator",
     "ClippingExplorer",
     "Dashboard",
+    "EpsilonExplorer",
     "MechanismExplorer",
     "NoisyAnswerDemo",
+    "PrivacyLevel",
     "ThresholdExplorer",
+    "privacy_levels",
+    "read_records",
+    "train_config_from_record",
 ]
 
 # Resolution of the PNG shown in the Output: readable on a laptop, small in a saved notebook.
@@ -599,3 +610,593 @@ class AccountantCalculator(Dashboard):
                 "here it may report too small an epsilon.</i></p>"
             )
         return f"<table>{''.join(rows)}</table>{note}"
+
+
+# ---------------------------------------------------------------------------
+# 05: the privacy-utility trade-off over precomputed sweep results
+
+
+@dataclasses.dataclass(frozen=True)
+class PrivacyLevel:
+    """The runs of a sweep at one privacy level, summarised over their seeds.
+
+    Attributes
+    ----------
+    target_epsilon : float
+        The level's target epsilon; ``inf`` for the non-private baseline.
+    epsilon : float
+        The achieved epsilon (the largest over seeds, which all share it); ``inf``
+        for the baseline.
+    delta : float or None
+        Delta of the guarantee; None for the baseline.
+    accountant : str or None
+        Accountant of the guarantee; None for the baseline.
+    seeds : tuple of int
+    accuracy_mean, accuracy_std : float
+        Test accuracy over seeds; the standard deviation is 0 for one seed.
+    per_class_accuracy : numpy.ndarray of float, shape (num_classes,)
+        Test accuracy on each class, averaged over seeds.
+    attacks : dict
+        Per attack name: ``auc`` and ``tpr_at_1pct_fpr`` averaged over seeds, and
+        ``roc``, the ``(fpr, tpr)`` lists stored for the first seed.
+    record : dict
+        The stored record of the first seed, with the full settings.
+    """
+
+    target_epsilon: float
+    epsilon: float
+    delta: float | None
+    accountant: str | None
+    seeds: tuple
+    accuracy_mean: float
+    accuracy_std: float
+    per_class_accuracy: np.ndarray
+    attacks: dict
+    record: dict
+
+    @property
+    def private(self):
+        """True for a DP-SGD level, False for the non-private baseline."""
+        return math.isfinite(self.target_epsilon)
+
+    def describe(self):
+        """Return the guarantee in words, epsilon always with its delta and accountant."""
+        if not self.private:
+            return "non-private baseline: no privacy guarantee (epsilon = inf)"
+        return (
+            f"target epsilon {self.target_epsilon:g}: epsilon = {self.epsilon:.2f} "
+            f"(delta = {self.delta:g}, {self.accountant.upper()} accountant)"
+        )
+
+
+def read_records(source):
+    """Return the records of a sweep from a ResultStore, a records file, its folder or a list.
+
+    Parameters
+    ----------
+    source : dpkit.store.ResultStore, str, path or list of dict
+        A store, a ``records.jsonl`` file written by ``dpkit sweep``, the folder
+        that contains one, or records already read.
+
+    Returns
+    -------
+    list of dict
+    """
+    from dpkit.store import ResultStore
+
+    if isinstance(source, ResultStore):
+        return source.records()
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if os.path.isdir(path):
+            path = os.path.join(path, "records.jsonl")
+        if not os.path.isfile(path):
+            raise invalid(
+                "records",
+                "an existing records.jsonl file or a folder that contains one",
+                path,
+                "Run `dpkit sweep --out FOLDER` first and pass FOLDER, or pass the file it wrote.",
+            )
+        return ResultStore(path).records()
+    if isinstance(source, (list, tuple)):
+        return list(source)
+    raise invalid(
+        "records",
+        "a ResultStore, a path to records.jsonl or a list of records",
+        type(source).__name__,
+        "Pass e.g. 'data/results/mnist-5k'.",
+    )
+
+
+def _level_key(record):
+    target = record["settings"].get("target_epsilon")
+    return math.inf if target is None else float(target)
+
+
+def _check_same(records, field_name, values):
+    distinct = sorted({str(value) for value in values})
+    if len(distinct) > 1:
+        raise invalid(
+            f"records' {field_name}",
+            "the same in every record of one sweep",
+            ", ".join(distinct),
+            f"Pass the records of one sweep, e.g. [r for r in records if r['settings']['{field_name}'] == ...].",
+        )
+
+
+def privacy_levels(records):
+    """Group a sweep's records by privacy level and summarise each level over its seeds.
+
+    Parameters
+    ----------
+    records : list of dict, ResultStore or path
+        Records written by :func:`dpkit.experiments.run_sweep` (see :func:`read_records`).
+
+    Returns
+    -------
+    list of PrivacyLevel
+        From the most private level to the least, with the non-private baseline last.
+
+    Raises
+    ------
+    ValueError
+        When there are no records, when the records mix datasets, deltas or
+        accountants, or when two records share a privacy level and a seed.
+    """
+    records = [r for r in read_records(records) if isinstance(r, dict) and "settings" in r and "results" in r]
+    if not records:
+        raise invalid("records", "a non-empty list of sweep records", 0, "Run `dpkit sweep` first.")
+    private = [r for r in records if r["settings"].get("target_epsilon") is not None]
+    _check_same(records, "dataset", [r["settings"].get("dataset") for r in records])
+    _check_same(private, "delta", [r["results"].get("delta") for r in private])
+    _check_same(private, "accountant", [r["results"].get("accountant") for r in private])
+
+    groups = {}
+    for record in records:
+        groups.setdefault(_level_key(record), []).append(record)
+
+    levels = []
+    for target in sorted(groups):
+        group = sorted(groups[target], key=lambda r: r["settings"]["seed"])
+        seeds = tuple(r["settings"]["seed"] for r in group)
+        if len(set(seeds)) != len(seeds):
+            raise invalid(
+                "records",
+                "one record per privacy level and seed",
+                f"several records with target_epsilon={target} and the same seed",
+                "Pass the records of one sweep (one model and one set of training settings).",
+            )
+        accuracies = np.array([number(r["results"]["test_accuracy"]) for r in group])
+        per_class = np.array([[number(v) for v in r["results"]["per_class_accuracy"]] for r in group])
+        first = group[0]["results"]
+        levels.append(
+            PrivacyLevel(
+                target_epsilon=target,
+                epsilon=max(number(r["results"]["epsilon"]) for r in group),
+                delta=first.get("delta"),
+                accountant=first.get("accountant"),
+                seeds=seeds,
+                accuracy_mean=float(accuracies.mean()),
+                accuracy_std=float(accuracies.std(ddof=1)) if len(accuracies) > 1 else 0.0,
+                per_class_accuracy=per_class.mean(axis=0),
+                attacks=_summarise_attacks(group),
+                record=group[0],
+            )
+        )
+    return levels
+
+
+def _summarise_attacks(group):
+    names = [name for name in (group[0]["results"].get("attacks") or {})]
+    summary = {}
+    for name in names:
+        runs = [r["results"]["attacks"][name] for r in group if name in (r["results"].get("attacks") or {})]
+        roc = runs[0]["roc"]
+        summary[name] = {
+            "auc": float(np.mean([number(run["auc"]) for run in runs])),
+            "tpr_at_1pct_fpr": float(np.mean([number(run["tpr_at_1pct_fpr"]) for run in runs])),
+            "roc": ([number(v) for v in roc["fpr"]], [number(v) for v in roc["tpr"]]),
+        }
+    return summary
+
+
+def train_config_from_record(record):
+    """Rebuild the :class:`~dpkit.training.TrainConfig` of a stored run from its settings."""
+    from dpkit.training import TrainConfig
+
+    names = {item.name for item in dataclasses.fields(TrainConfig)}
+    settings = record["settings"]
+    return TrainConfig(**{name: settings[name] for name in names if name in settings})
+
+
+def _nearest_level(levels, epsilon):
+    targets = [level.target_epsilon for level in levels]
+    if math.isinf(epsilon):
+        return targets[-1]
+    finite = [target for target in targets if math.isfinite(target)]
+    return min(finite, key=lambda target: abs(math.log(target) - math.log(epsilon)))
+
+
+class EpsilonExplorer(Dashboard):
+    """An epsilon slider over precomputed sweep results: accuracy, attacks, ROC and per-class accuracy.
+
+    The slider snaps to the privacy levels stored in the records, plus the
+    non-private baseline at its right end. One figure shows, for the chosen level:
+
+    1. test accuracy against epsilon (mean and standard deviation over seeds),
+       with the chosen level circled and the non-private accuracy dashed;
+    2. membership-inference AUC of each stored attack against epsilon;
+    3. the ROC curve of one attack at the chosen level (first seed) on log-log
+       axes, under the bound that the level's (epsilon, delta) puts on every
+       attack (:func:`dpkit.audit.dp_roc_bound`);
+    4. accuracy on each class at the chosen level next to the non-private one.
+
+    The figure's title gives the chosen epsilon with its delta and accountant.
+    Everything is computed once when the explorer is built. A slider move then
+    only moves the highlighted points, replaces the line data and bar heights,
+    and renders one PNG.
+
+    With ``live=True`` a "train live" button trains one model at the chosen level
+    now, with a progress bar (:meth:`train_live`), and adds it to the accuracy panel.
+
+    Parameters
+    ----------
+    records : ResultStore, str, path or list of dict
+        Sweep records (see :func:`read_records`), e.g. ``"data/results/mnist-5k"``.
+    attack : str, optional
+        Attack whose ROC curve is shown; defaults to ``"lira"`` when stored, else
+        the first stored attack.
+    epsilon : float, optional
+        Initial level; snapped to the nearest stored target epsilon (``inf`` for
+        the baseline). Defaults to 2 when stored, else the middle level.
+    live : bool, default True
+        Add the "train live" button.
+    live_epochs : int, optional
+        Epochs of a live run; defaults to the stored run's epochs. Fewer epochs at
+        the same target epsilon train faster with less noise per step.
+    live_data : dpkit.data.Dataset, optional
+        Data of the live runs; defaults to loading the records' dataset and split
+        seed on the first live run.
+    low : float, default 1e-3
+        Smallest rate on the ROC panel's axes, in (0, 1).
+
+    Attributes
+    ----------
+    slider : ipywidgets.SelectionSlider
+        The epsilon slider; its values are target epsilons (``inf`` for the baseline).
+    levels : list of PrivacyLevel
+    accuracy_point, auc_points, roc_line, bound_line : matplotlib.lines.Line2D
+        The artists that follow the slider.
+    class_bars : matplotlib.container.BarContainer
+        Per-class accuracy of the chosen level.
+    live_results : dict of float to TrainResult
+        Live runs by target epsilon.
+
+    Examples
+    --------
+    >>> explorer = EpsilonExplorer("data/results/mnist-5k")  # doctest: +SKIP
+    >>> explorer.slider.value = 4.0  # doctest: +SKIP
+    >>> explorer.level.describe()  # doctest: +SKIP
+    'target epsilon 4: epsilon = 3.99 (delta = 1e-05, RDP accountant)'
+    """
+
+    def __init__(self, records, *, attack=None, epsilon=None, live=True, live_epochs=None, live_data=None, low=1e-3):
+        self.levels = privacy_levels(records)
+        private = [level for level in self.levels if level.private]
+        if not private:
+            raise invalid(
+                "records",
+                "records of at least one DP-SGD run",
+                "only non-private runs",
+                "Run a sweep with target epsilons, e.g. `dpkit sweep --epsilons 1 2 4`.",
+            )
+        self.private_levels = private
+        self.baseline = self.levels[-1] if not self.levels[-1].private else None
+        self._by_target = {level.target_epsilon: level for level in self.levels}
+
+        stored = [name for name in private[0].attacks if all(name in level.attacks for level in self.levels)]
+        self.attack_names = stored
+        if attack is None and "lira" in stored:
+            attack = "lira"
+        elif attack is None and stored:
+            attack = stored[0]
+        elif attack is not None and not stored:
+            raise invalid("attack", "None, because these records contain no attack results", attack, "Leave attack=None.")
+        elif attack is not None:
+            check_choice("attack", attack, stored, "Choose an attack stored in every record.")
+        self.attack = attack
+
+        self.low = check_open_unit("low", low, "Use a small rate such as 1e-3.")
+        self._grid = np.logspace(math.log10(self.low), 0, 120)
+        self._bounds = {
+            level.target_epsilon: audit.dp_roc_bound(self._grid, epsilon=level.epsilon, delta=level.delta)
+            for level in private
+        }
+
+        if epsilon is None:
+            epsilon = 2.0 if 2.0 in self._by_target else private[len(private) // 2].target_epsilon
+        epsilon = check_positive("epsilon", epsilon, "Pass one of the stored target epsilons, or inf.", allow_inf=True)
+        if live_epochs is not None:
+            live_epochs = check_int("live_epochs", live_epochs, "Train live runs for at least 1 epoch.")
+        self.live_epochs = live_epochs
+        self._live_data = live_data
+        self.live_results = {}
+
+        self.slider = widgets.SelectionSlider(
+            options=[(self._option_label(level), level.target_epsilon) for level in self.levels],
+            value=_nearest_level(self.levels, epsilon),
+            description="target epsilon",
+            continuous_update=False,
+            style={"description_width": "initial"},
+            layout=widgets.Layout(width="480px"),
+        )
+        self._background = None
+        super().__init__([self.slider], figsize=(11, 7.4), nrows=2, ncols=2)
+
+        self.live_status = widgets.HTML()
+        self.live_output = widgets.Output()
+        self.live_button = None
+        if live:
+            self.live_button = widgets.Button(
+                description="train live at this epsilon", icon="play", layout=widgets.Layout(width="auto")
+            )
+            self.live_button.on_click(self._on_live_click)
+            self.widget.children = (
+                self.slider, self.output, widgets.HBox([self.live_button, self.live_status]), self.live_output
+            )
+
+    @staticmethod
+    def _option_label(level):
+        return f"{level.target_epsilon:g}" if level.private else "none (non-private)"
+
+    @property
+    def level(self):
+        """The :class:`PrivacyLevel` that the slider shows."""
+        return self._by_target[self.slider.value]
+
+    @property
+    def epsilon(self):
+        """The achieved epsilon of the chosen level (``inf`` for the baseline)."""
+        return self.level.epsilon
+
+    # ------------------------------------------------------------------
+    # drawing
+
+    def update(self):
+        """Move the figure to the slider's level and show it.
+
+        The first call draws everything and keeps the parts that never change (axes,
+        curves over all levels, legends) as a rendered background. Later calls paste
+        that background and draw only the artists that follow the slider on top of
+        it, so a slider move costs a few small draws and one PNG encoding
+        (``benchmarks/slider_latency.py`` measures it).
+        """
+        if self._background is None:
+            self._draw_static()
+            self._draw()
+            self._capture_background()
+        else:
+            self._draw()
+        self._show()
+
+    def _dynamic_artists(self):
+        artists = [self.accuracy_point, self.auc_points, self.roc_line, self.bound_line, *self.class_bars.patches]
+        if self.baseline_line is not None:
+            artists.append(self.baseline_line)
+        return artists + [ax.title for ax in self.axes] + [self._suptitle]
+
+    def _capture_background(self):
+        # Animated artists are left out of a full draw; they are switched back afterwards so
+        # that figure.savefig() still draws everything.
+        dynamic = self._dynamic_artists()
+        for artist in dynamic:
+            artist.set_animated(True)
+        self._canvas.draw()
+        # Freeze the positions found by the constrained layout: later titles then cannot
+        # shift the axes, which the background would not follow.
+        self.figure.set_layout_engine("none")
+        self._background = self._canvas.copy_from_bbox(self.figure.bbox)
+        for artist in dynamic:
+            artist.set_animated(False)
+
+    def _show(self):
+        self._canvas.restore_region(self._background)
+        for artist in self._dynamic_artists():
+            self.figure.draw_artist(artist)
+        buffer = io.BytesIO()
+        # compress_level 1 encodes faster than the default level 6, for a PNG a few percent larger.
+        PIL.Image.fromarray(np.asarray(self._canvas.buffer_rgba())).save(buffer, format="png", compress_level=1)
+        self.output.outputs = (
+            {
+                "output_type": "display_data",
+                "data": {
+                    "image/png": base64.b64encode(buffer.getvalue()).decode("ascii"),
+                    "text/plain": f"<Figure: {self._suptitle.get_text()}>",
+                },
+                "metadata": {},
+            },
+        )
+
+    def _draw_static(self):
+        accuracy_ax, auc_ax, roc_ax, class_ax = self.axes
+        private = self.private_levels
+        x = [level.epsilon for level in private]
+        first = private[0]
+        epsilon_label = f"epsilon (delta = {first.delta:g}, {first.accountant.upper()} accountant)"
+
+        self._accuracy_curve = accuracy_ax.errorbar(
+            x, [level.accuracy_mean for level in private], yerr=[level.accuracy_std for level in private],
+            marker="o", capsize=3, label=f"DP-SGD (mean over {len(first.seeds)} seeds)",
+        )
+        self.baseline_line = None
+        if self.baseline is not None:
+            self.baseline_line = accuracy_ax.axhline(
+                self.baseline.accuracy_mean, color="grey", linestyle="--", label="non-private"
+            )
+        (self.accuracy_point,) = accuracy_ax.plot(
+            [], [], "o", markersize=15, markerfacecolor="none", markeredgecolor="tab:red", markeredgewidth=2.5,
+            label="chosen level",
+        )
+        (self.live_points,) = accuracy_ax.plot([], [], "*", markersize=14, color="tab:purple", label="live run")
+        accuracy_ax.set_xscale("log")
+        accuracy_ax.set_xlim(min(x) / 1.6, max(x) * 1.6)
+        accuracy_ax.set_xlabel(epsilon_label)
+        accuracy_ax.set_ylabel("test accuracy")
+        accuracy_ax.grid(True, which="both", alpha=0.3)
+        self._accuracy_legend()
+
+        for name in self.attack_names:
+            color = auc_ax.plot(x, [level.attacks[name]["auc"] for level in private], marker="o", label=name)[0].get_color()
+            if self.baseline is not None:
+                auc_ax.axhline(self.baseline.attacks[name]["auc"], color=color, linestyle="--", alpha=0.6,
+                               label=f"{name}, non-private")
+        auc_ax.axhline(0.5, color="black", linewidth=0.8, label="chance")
+        (self.auc_points,) = auc_ax.plot(
+            [], [], "o", markersize=15, markerfacecolor="none", markeredgecolor="tab:red", markeredgewidth=2.5
+        )
+        auc_ax.set_xscale("log")
+        auc_ax.set_xlim(min(x) / 1.6, max(x) * 1.6)
+        auc_ax.set_xlabel(epsilon_label)
+        auc_ax.set_ylabel("attack AUC")
+        auc_ax.grid(True, which="both", alpha=0.3)
+        if self.attack_names:
+            values = [level.attacks[name]["auc"] for level in self.levels for name in self.attack_names]
+            auc_ax.set_ylim(min(0.45, min(values) - 0.02), max(0.6, max(values) + 0.02))
+            auc_ax.legend(fontsize="x-small", loc="upper left")
+
+        roc_ax.plot(self._grid, self._grid, color="black", linewidth=0.8, label="chance")
+        (self.roc_line,) = roc_ax.plot([], [], color="tab:blue", label=f"{self.attack} attack, first seed")
+        (self.bound_line,) = roc_ax.plot(
+            [], [], linestyle="--", color="tab:red", label="DP bound: no attack can go above"
+        )
+        roc_ax.set_xscale("log")
+        roc_ax.set_yscale("log")
+        roc_ax.set_xlim(self.low, 1)
+        roc_ax.set_ylim(self.low, 1)
+        roc_ax.set_xlabel("false positive rate")
+        roc_ax.set_ylabel("true positive rate")
+        roc_ax.grid(True, which="both", alpha=0.3)
+        roc_ax.legend(fontsize="x-small", loc="lower right")
+
+        classes = np.arange(len(first.per_class_accuracy))
+        if self.baseline is not None:
+            class_ax.bar(classes - 0.2, self.baseline.per_class_accuracy, width=0.4, color="tab:gray", label="non-private")
+        self.class_bars = class_ax.bar(
+            classes + 0.2, first.per_class_accuracy, width=0.4, color="tab:blue", label="chosen level"
+        )
+        class_ax.set_xticks(classes)
+        # The headroom above 1 keeps the legend clear of the bars, which are drawn over it.
+        class_ax.set_ylim(0, 1.25)
+        class_ax.set_yticks(np.linspace(0, 1, 6))
+        class_ax.set_xlabel("class")
+        class_ax.set_ylabel("test accuracy on the class")
+        class_ax.legend(fontsize="x-small", loc="upper center", ncols=2)
+        self._suptitle = self.figure.suptitle(" ", fontsize="medium")
+        self._canvas = FigureCanvasAgg(self.figure)
+
+    def _accuracy_legend(self):
+        handles = [self._accuracy_curve, self.baseline_line, self.accuracy_point]
+        if self.live_results:
+            handles.append(self.live_points)
+        self.axes[0].legend(handles=[h for h in handles if h is not None], fontsize="x-small", loc="lower right")
+
+    def _draw(self):
+        accuracy_ax, auc_ax, roc_ax, class_ax = self.axes
+        level = self.level
+        if level.private:
+            self.accuracy_point.set_data([level.epsilon], [level.accuracy_mean])
+            self.auc_points.set_data(
+                [level.epsilon] * len(self.attack_names), [level.attacks[name]["auc"] for name in self.attack_names]
+            )
+            self.bound_line.set_data(self._grid, self._bounds[level.target_epsilon])
+        else:
+            self.accuracy_point.set_data([], [])
+            self.auc_points.set_data([], [])
+            self.bound_line.set_data([], [])
+        if self.baseline_line is not None:
+            self.baseline_line.set_linewidth(1.0 if level.private else 3.0)
+            self.baseline_line.set_color("grey" if level.private else "tab:red")
+
+        std = f" +/- {level.accuracy_std:.3f}" if len(level.seeds) > 1 else ""
+        accuracy_ax.set_title(f"Test accuracy {level.accuracy_mean:.3f}{std}")
+        aucs = ", ".join(f"{name} {level.attacks[name]['auc']:.3f}" for name in self.attack_names)
+        auc_ax.set_title(f"Attack AUC: {aucs}" if aucs else "No attack results stored")
+
+        if self.attack is not None:
+            fpr, tpr = level.attacks[self.attack]["roc"]
+            self.roc_line.set_data(fpr, tpr)
+            tpr_1 = level.attacks[self.attack]["tpr_at_1pct_fpr"]
+            roc_ax.set_title(f"{self.attack} ROC: TPR {tpr_1:.3f} at 1% FPR")
+        else:
+            roc_ax.set_title("No attack results stored")
+
+        for bar, height in zip(self.class_bars, level.per_class_accuracy):
+            bar.set_height(height)
+        worst = int(np.nanargmin(level.per_class_accuracy))
+        class_ax.set_title(f"Per-class accuracy: worst class {worst} at {level.per_class_accuracy[worst]:.2f}")
+
+        self._suptitle.set_text(f"{level.describe()}, {len(level.seeds)} seed(s)")
+
+    # ------------------------------------------------------------------
+    # live mode
+
+    def live_config(self, level=None):
+        """Return the TrainConfig of a live run at ``level`` (default: the chosen one)."""
+        config = train_config_from_record((level or self.level).record)
+        return config if self.live_epochs is None else config.replace(epochs=self.live_epochs)
+
+    def _live_dataset(self, level):
+        if self._live_data is None:
+            from dpkit.data import load
+
+            settings = level.record["settings"]
+            self._live_data = load(settings["dataset"], seed=settings.get("split_seed", 0))
+        return self._live_data
+
+    def train_live(self, *, progress=True):
+        """Train one model at the chosen level now and add its accuracy to the figure.
+
+        The settings are the stored run's (first seed), with ``live_epochs`` if
+        given. The progress bar appears in ``live_output``.
+
+        Returns
+        -------
+        dpkit.training.TrainResult
+        """
+        from dpkit.training import train
+
+        level = self.level
+        config = self.live_config(level)
+        dataset = self._live_dataset(level)
+        self.live_status.value = f"<i>training at {html.escape(level.describe())} ...</i>"
+        self.live_output.clear_output()
+        with self.live_output:
+            result = train(dataset, config, progress=progress)
+        self.live_results[level.target_epsilon] = result
+
+        points = [(r.epsilon, r.test_accuracy) for r in self.live_results.values() if math.isfinite(r.epsilon)]
+        self.live_points.set_data([p[0] for p in points], [p[1] for p in points])
+        self._accuracy_legend()
+        self._capture_background()
+        self._show()
+        if result.config.private:
+            guarantee = f"epsilon = {result.epsilon:.2f} (delta = {result.delta:g}, {result.accountant.upper()} accountant)"
+        else:
+            guarantee = "no privacy guarantee (non-private)"
+        self.live_status.value = html.escape(
+            f"live run: test accuracy {result.test_accuracy:.3f} at {guarantee}, {config.epochs} epochs in "
+            f"{result.seconds:.0f} s; the stored run ({level.record['settings']['epochs']} epochs) reached "
+            f"{number(level.record['results']['test_accuracy']):.3f}."
+        )
+        return result
+
+    def _on_live_click(self, button):
+        button.disabled = True
+        try:
+            self.train_live()
+        except Exception as error:
+            # As for redraws: an error in a widget callback would only reach JupyterLab's log console.
+            logger.exception("live training failed")
+            self.live_status.value = html.escape(f"Live training failed: {type(error).__name__}: {error}")
+        finally:
+            button.disabled = False
