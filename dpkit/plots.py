@@ -134,14 +134,17 @@ def output_distributions(*, mechanism, epsilon, value, sensitivity=1.0, delta=No
     figure, ax = _figure(figsize=(7, 3), ax=ax)
     scale = _noise_scale(mechanism, epsilon, sensitivity, delta)
     x = _release_grid(value, sensitivity, scale, window)
-    for shift, name, style in ((0.0, "D", "-"), (sensitivity, "D' (one more record)", "--")):
+    peak = 0.0
+    for shift, name, style in ((0.0, "D", "-"), (sensitivity, "D'", "--")):
         density = mechanisms.output_density(
             x, mechanism=mechanism, value=value + shift, sensitivity=sensitivity, epsilon=epsilon,
             delta=delta, analytic=True,
         )
-        ax.plot(x, density, linestyle=style, label=f"release on {name}, true answer {value + shift:g}")
+        peak = max(peak, float(density.max()))
+        ax.plot(x, density, linestyle=style, label=f"on {name}: true answer {value + shift:g}")
     ax.set_xlim(x[0], x[-1])
-    ax.set_ylim(bottom=0)
+    # Headroom above the peak keeps the legend clear of the curves.
+    ax.set_ylim(0, 1.45 * peak)
     ax.set_xlabel("released answer")
     ax.set_ylabel("density")
     ax.set_title(title or f"{_mechanism_title(mechanism, epsilon, delta)}: output distributions")
