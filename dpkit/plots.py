@@ -310,3 +310,119 @@ def epsilon_curves(curves, *, delta, target_epsilon=None, ax=None, title=None):
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
     return figure
+
+
+# ---------------------------------------------------------------------------
+# Figures of notebooks 05 to 07: privacy against utility, audits and a case study.
+
+
+def _accountant_label(delta, accountant):
+    return f"epsilon (delta = {delta:g}, {accountant.upper()} accountant)"
+
+
+def per_class_accuracy(epsilons, per_class, *, delta, accountant, baseline=None, highlight=(), class_names=None,
+                       ax=None, title=None):
+    """Plot the test accuracy of every class against epsilon.
+
+    Parameters
+    ----------
+    epsilons : array_like of float, shape (levels,)
+        Achieved epsilons, > 0.
+    per_class : array_like of float, shape (levels, classes)
+        Accuracy on each class at each level.
+    delta : float
+        Delta of every epsilon, shown in the axis label with the accountant.
+    accountant : str
+    baseline : array_like of float, shape (classes,), optional
+        Non-private accuracy per class, drawn as one marker per class to the right
+        of the curves.
+    highlight : sequence of int
+        Classes drawn thick and labelled; the others are thin and grey.
+    class_names : sequence of str, optional
+        Names of the classes in the legend; defaults to their indices.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One line per class, in class order, in ``ax.lines`` (then the baseline markers).
+    """
+    figure, ax = _figure(figsize=(7, 4), ax=ax)
+    epsilons = np.asarray(epsilons, float)
+    per_class = np.asarray(per_class, float)
+    order = np.argsort(epsilons)
+    names = list(class_names) if class_names is not None else [str(k) for k in range(per_class.shape[1])]
+    highlight = set(highlight)
+    others = [label for label in range(per_class.shape[1]) if label not in highlight]
+    for label in range(per_class.shape[1]):
+        if label in highlight:
+            ax.plot(epsilons[order], per_class[order, label], marker="o", linewidth=2.5, label=f"class {names[label]}")
+            continue
+        # Only the first grey line gets a legend entry.
+        legend_label = "other classes" if label == others[0] else None
+        ax.plot(epsilons[order], per_class[order, label], color="tab:gray", linewidth=0.8, alpha=0.6, label=legend_label)
+    if baseline is not None:
+        x = np.full(per_class.shape[1], epsilons.max() * 2.5)
+        ax.plot(x, np.asarray(baseline, float), "_", markersize=14, color="black", label="non-private (right)")
+    ax.set_xscale("log")
+    ax.set_xlabel(_accountant_label(delta, accountant))
+    ax.set_ylabel("test accuracy on the class")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title or "Who pays for privacy: accuracy per class")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small", loc="lower right")
+    return figure
+
+
+def accuracy_histories(histories, *, ax=None, title=None):
+    """Plot test accuracy per epoch of several runs, for comparing training settings.
+
+    Parameters
+    ----------
+    histories : dict of str to list of dict
+        Label to the ``history`` of a :class:`dpkit.training.TrainResult` (rows
+        with ``epoch`` and ``test_accuracy``).
+    """
+    figure, ax = _figure(figsize=(6.5, 3.8), ax=ax)
+    for label, history in histories.items():
+        rows = [row for row in history if "test_accuracy" in row]
+        ax.plot([row["epoch"] for row in rows], [row["test_accuracy"] for row in rows], marker=".", label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title or "Test accuracy over training")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return figure
+
+
+def epsilon_audit(guarantees, lower_bounds, *, delta, accountant, ax=None, title=None):
+    """Plot empirical lower bounds on epsilon against the epsilon that the accountant guarantees.
+
+    A correct implementation keeps every lower bound at or below the diagonal; the
+    region above it is shaded. A lower bound well below the diagonal means either a
+    loose accountant or a weak attack.
+
+    Parameters
+    ----------
+    guarantees : array_like of float, shape (runs,)
+        The accountant's epsilon of each run (finite).
+    lower_bounds : dict of str to array_like of float, shape (runs,)
+        Method or attack name to its lower bound for each run.
+    delta : float
+    accountant : str
+    """
+    figure, ax = _figure(figsize=(5.5, 4.5), ax=ax)
+    guarantees = np.asarray(guarantees, float)
+    top = max(float(guarantees.max()), *(float(np.max(v)) for v in lower_bounds.values())) * 1.15
+    ax.fill_between([0, top], [0, top], [top, top], color="tab:red", alpha=0.08,
+                    label="impossible if the accounting is right")
+    ax.plot([0, top], [0, top], color="black", linewidth=0.8, label="lower bound = guarantee")
+    for name, values in lower_bounds.items():
+        ax.plot(guarantees, np.asarray(values, float), marker="o", linestyle="none", markersize=8, label=name)
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_xlabel(f"guaranteed {_accountant_label(delta, accountant)}")
+    ax.set_ylabel("empirical lower bound on epsilon")
+    ax.set_title(title or "Audit: what attacks prove against what DP promises")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", loc="upper left")
+    return figure
