@@ -397,9 +397,10 @@ def accuracy_histories(histories, *, ax=None, title=None):
 def epsilon_audit(guarantees, lower_bounds, *, delta, accountant, ax=None, title=None):
     """Plot empirical lower bounds on epsilon against the epsilon that the accountant guarantees.
 
-    A correct implementation keeps every lower bound at or below the diagonal; the
-    region above it is shaded. A lower bound well below the diagonal means either a
-    loose accountant or a weak attack.
+    If the training code and its accountant are correct, a lower bound lands above
+    the diagonal (the shaded region) only with the small probability that the
+    bound's confidence allows. A lower bound well below the diagonal means a loose
+    accountant, a weak attack, or both.
 
     Parameters
     ----------
