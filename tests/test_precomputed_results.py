@@ -1,7 +1,7 @@
 """The committed results in data/results/mnist-5k are honest: accounting and one training run reproduce them.
 
 The notebooks' sliders read these records instead of training, so the records
-must say what the code does. The accountant checks are exact and cover every
+must match what the code computes. The accountant checks are exact and cover every
 record. The training check retrains one stored run (target epsilon 2, seed 0:
 20 epochs of the default CNN on mnist-5k, about 30 s on a laptop CPU).
 """
