@@ -19,12 +19,16 @@ check                                  function the learner writes             n
 :func:`check_loss_attack`              ``loss_scores(logits, labels)``         02
 :func:`check_clip_and_noise`           ``clip_and_noise(...)``                 03
 :func:`check_noise_multiplier_choice`  ``choose_noise_multiplier(...)``        04
+:func:`check_smallest_epsilon`         ``smallest_epsilon(table, target)``     05
+:func:`check_tpr_at_fpr`               ``tpr_at_fpr(scores, is_member, fpr)``  06
+:func:`check_privacy_line`             ``privacy_line(result)``                07
 =====================================  ======================================  ========
 """
 
 import logging
 import math
 import numbers
+import re
 import warnings
 
 import numpy as np
@@ -32,7 +36,7 @@ import torch
 from scipy import stats
 from torch.nn import functional
 
-from dpkit import privacy
+from dpkit import audit, privacy
 from dpkit._checks import DPKitWarning, invalid
 
 logger = logging.getLogger(__name__)
@@ -44,6 +48,9 @@ __all__ = [
     "check_laplace_mechanism",
     "check_loss_attack",
     "check_noise_multiplier_choice",
+    "check_privacy_line",
+    "check_smallest_epsilon",
+    "check_tpr_at_fpr",
 ]
 
 
@@ -747,3 +754,390 @@ def check_noise_multiplier_choice(choose_noise_multiplier):
                 "until the interval is narrower than 0.01."
             )
     _passed("choose_noise_multiplier is correct: within budget, with little noise to spare.")
+
+
+# ---------------------------------------------------------------------------
+# 05: reading the privacy-utility table
+
+
+# (target epsilon, achieved epsilon, mean test accuracy) of the tables the check builds.
+_LEVELS = (
+    (0.5, 0.497, 0.62),
+    (1.0, 0.996, 0.75),
+    (2.0, 1.994, 0.84),
+    (4.0, 3.991, 0.88),
+    (8.0, 7.993, 0.91),
+    (math.inf, math.inf, 0.97),
+)
+# A table whose accuracy dips at epsilon 4 (seed noise does that), in shuffled row order.
+_BUMPY_LEVELS = (
+    (4.0, 3.991, 0.84),
+    (0.5, 0.497, 0.62),
+    (math.inf, math.inf, 0.97),
+    (8.0, 7.993, 0.91),
+    (2.0, 1.994, 0.86),
+    (1.0, 0.996, 0.75),
+)
+
+
+def _privacy_table(levels):
+    """Build a table shaped like the output of dpkit.experiments.results_table."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "target_epsilon": [target for target, _, _ in levels],
+            "epsilon": [achieved for _, achieved, _ in levels],
+            "delta": [1e-5 if math.isfinite(target) else math.nan for target, _, _ in levels],
+            "accountant": ["rdp" if math.isfinite(target) else "none" for target, _, _ in levels],
+            "seeds": [3] * len(levels),
+            "accuracy_mean": [accuracy for _, _, accuracy in levels],
+            "accuracy_std": [0.01] * len(levels),
+        }
+    )
+
+
+def _smallest_epsilon_answer(answer, call):
+    """Convert the learner's answer to a float or None, or fail with a hint."""
+    import pandas as pd
+
+    if isinstance(answer, (pd.Series, pd.DataFrame)):
+        raise CheckFailed(
+            f"{call} returned a pandas {type(answer).__name__}, not one number. Hint: take the value out of "
+            "the row, e.g. float(rows['epsilon'].min())."
+        )
+    if answer is None:
+        return None
+    return _as_real("smallest_epsilon", answer)
+
+
+def check_smallest_epsilon(smallest_epsilon):
+    """Check ``smallest_epsilon(table, target_accuracy)``: the most private level that is accurate enough.
+
+    ``table`` is a :func:`dpkit.experiments.results_table` DataFrame with the
+    columns ``target_epsilon``, ``epsilon`` (achieved), ``delta``, ``accountant``,
+    ``seeds``, ``accuracy_mean`` and ``accuracy_std``, one row per privacy level
+    and ``target_epsilon = inf`` for the non-private baseline. The function must
+    return the smallest achieved ``epsilon`` among private rows whose
+    ``accuracy_mean`` is at least ``target_accuracy``, or None when no private row
+    reaches it.
+
+    Raises
+    ------
+    CheckFailed
+        With a hint for each of these mistakes: a pandas object in place of a
+        number, the table changed in place, the non-private baseline returned, or
+        the target epsilon in place of the achieved one. Also for an accuracy in
+        place of an epsilon, the largest qualifying epsilon, ``>`` in place of
+        ``>=``, reliance on the row order, and a number where None is due.
+    """
+    _check_callable("smallest_epsilon", smallest_epsilon, "check_smallest_epsilon")
+    cases = (
+        (_LEVELS, 0.80, 1.994),
+        (_LEVELS, 0.88, 3.991),
+        (_LEVELS, 0.50, 0.497),
+        (_BUMPY_LEVELS, 0.85, 1.994),
+        (_LEVELS, 0.95, None),
+    )
+    for levels, target_accuracy, expected in cases:
+        table = _privacy_table(levels)
+        before = table.copy()
+        call = f"smallest_epsilon(table, {target_accuracy})"
+        answer = _smallest_epsilon_answer(_call(smallest_epsilon, "smallest_epsilon", table, target_accuracy), call)
+        if not table.equals(before):
+            raise CheckFailed(
+                f"{call} changed the table it was given. Hint: sort or filter into a new DataFrame "
+                "(table.sort_values(...)) instead of using inplace=True."
+            )
+        if expected is None and answer is not None:
+            reason = "no private level reaches that accuracy"
+            if math.isinf(answer):
+                reason = "only the non-private baseline reaches that accuracy, and it has no privacy guarantee"
+            raise CheckFailed(
+                f"{call} returned {answer}, but {reason}. Hint: return None when no private level meets the target."
+            )
+        if answer is None:
+            if expected is not None:
+                raise CheckFailed(
+                    f"{call} returned None, but the level with epsilon = {expected} reaches mean accuracy "
+                    f"{target_accuracy}. Hint: keep the private rows with accuracy_mean >= target_accuracy."
+                )
+            continue
+        if math.isclose(answer, expected, abs_tol=1e-9):
+            continue
+        _explain_epsilon_mistake(call, answer, expected, levels, target_accuracy)
+    _passed("smallest_epsilon is correct: the most private level that meets the accuracy target.")
+
+
+def _explain_epsilon_mistake(call, answer, expected, levels, target_accuracy):
+    private = [(target, achieved, accuracy) for target, achieved, accuracy in levels if math.isfinite(target)]
+    qualifying = [achieved for _, achieved, accuracy in private if accuracy >= target_accuracy]
+    strictly = [achieved for _, achieved, accuracy in private if accuracy > target_accuracy]
+    targets = {achieved: target for target, achieved, _ in private}
+    first_in_order = next(
+        (achieved for target, achieved, accuracy in levels if math.isfinite(target) and accuracy >= target_accuracy),
+        None,
+    )
+    stated = f"{call} returned {answer}, expected {expected}"
+
+    if math.isinf(answer):
+        raise CheckFailed(
+            f"{stated}: the non-private baseline. Hint: skip the row with target_epsilon = inf; it has no "
+            "privacy guarantee."
+        )
+    if math.isclose(answer, targets[expected], abs_tol=1e-9):
+        raise CheckFailed(
+            f"{stated}: that is the target epsilon of the right row. Hint: report the achieved epsilon "
+            "(column 'epsilon'), which is what the run guarantees; it is at most the target."
+        )
+    if any(math.isclose(answer, accuracy, abs_tol=1e-9) for _, _, accuracy in levels):
+        raise CheckFailed(f"{stated}: that is an accuracy. Hint: return the 'epsilon' of the row you found.")
+    # The case with an accuracy equal to the target and the shuffled case come after a sorted
+    # case, so a learner who takes the maximum fails first where only that mistake fits.
+    if strictly and math.isclose(answer, min(strictly), abs_tol=1e-9):
+        raise CheckFailed(
+            f"{stated}. Hint: a level whose accuracy equals the target meets it: use >=, not >."
+        )
+    if first_in_order is not None and math.isclose(answer, first_in_order, abs_tol=1e-9):
+        raise CheckFailed(
+            f"{stated}: the first qualifying row in the table's order, which is not sorted here. Hint: take "
+            "the minimum epsilon over the qualifying rows instead of relying on the row order."
+        )
+    if qualifying and math.isclose(answer, max(qualifying), abs_tol=1e-9):
+        raise CheckFailed(
+            f"{stated}: the largest epsilon that meets the target. Hint: the most private level has the "
+            "smallest epsilon; use min(), not max()."
+        )
+    if math.isclose(answer, min(achieved for _, achieved, _ in private), abs_tol=1e-9):
+        raise CheckFailed(
+            f"{stated}: the smallest epsilon of all, whatever its accuracy. Hint: first keep the rows whose "
+            "accuracy_mean is at least target_accuracy."
+        )
+    raise CheckFailed(f"{stated}.")
+
+
+# ---------------------------------------------------------------------------
+# 06: the true positive rate at a low false positive rate
+
+
+def _tpr_cases():
+    rng = np.random.default_rng(6)
+    is_member = np.concatenate([np.ones(500, dtype=bool), np.zeros(1000, dtype=bool)])
+    scores = rng.normal(size=1500) + 1.5 * is_member
+    tied = np.round(scores, 1)
+    small_scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    small_members = np.array([True, True, False, True, False, False])
+    return (
+        (scores, is_member, 0.01),
+        (scores, is_member, 0.1),
+        (tied, is_member, 0.05),
+        (small_scores, small_members, 1 / 3),
+    )
+
+
+def _tpr_with(scores, is_member, fpr, *, strict=False):
+    """TPR of the best threshold "member if score >= t" whose FPR is at most (or below) ``fpr``."""
+    best = 0.0
+    for threshold in np.unique(scores):
+        called = scores >= threshold
+        false_positive_rate = called[~is_member].mean()
+        if false_positive_rate < fpr or (not strict and false_positive_rate <= fpr):
+            best = max(best, called[is_member].mean())
+    return float(best)
+
+
+def _tpr_ranked_one_by_one(scores, is_member, fpr):
+    # Walking down the ranking one example at a time splits tied scores, which no threshold can.
+    order = np.argsort(-scores, kind="stable")
+    true_positives = np.cumsum(is_member[order]) / is_member.sum()
+    false_positives = np.cumsum(~is_member[order]) / (~is_member).sum()
+    allowed = false_positives <= fpr
+    return float(true_positives[allowed].max()) if allowed.any() else 0.0
+
+
+def _tpr_interpolated(scores, is_member, fpr):
+    roc_fpr, roc_tpr, _ = audit.roc(is_member, scores)
+    return float(np.interp(fpr, roc_fpr, roc_tpr))
+
+
+def check_tpr_at_fpr(tpr_at_fpr):
+    """Check ``tpr_at_fpr(scores, is_member, fpr)``: the attack's TPR at a false positive rate of at most ``fpr``.
+
+    ``scores`` is higher for candidates the attack believes are members and
+    ``is_member`` contains their true membership (booleans). The function must return
+    the highest true positive rate of a test "member if score >= t" over all
+    thresholds t whose false positive rate is at most ``fpr``, as
+    :func:`dpkit.audit.tpr_at_fpr` does.
+
+    Raises
+    ------
+    CheckFailed
+        With a hint for: a count in place of a rate, the sign of the scores
+        flipped, an FPR strictly below ``fpr``, interpolation between ROC points,
+        tied scores split between the two sides of a threshold, and other wrong
+        values.
+    """
+    _check_callable("tpr_at_fpr", tpr_at_fpr, "check_tpr_at_fpr")
+    for scores, is_member, fpr in _tpr_cases():
+        expected = _tpr_with(scores, is_member, fpr)
+        call = f"tpr_at_fpr(<{len(scores)} scores>, <{int(is_member.sum())} members>, {fpr:.3g})"
+        given_scores, given_members = scores.copy(), is_member.copy()
+        answer = _as_real("tpr_at_fpr", _call(tpr_at_fpr, "tpr_at_fpr", given_scores, given_members, fpr))
+        if not (np.array_equal(given_scores, scores) and np.array_equal(given_members, is_member)):
+            raise CheckFailed(
+                f"{call} changed its input arrays. Hint: np.sort(scores) returns a sorted copy; "
+                "scores.sort() sorts in place."
+            )
+        if math.isclose(answer, expected, abs_tol=1e-9):
+            continue
+        stated = f"{call} returned {answer:.4g}, expected {expected:.4g}"
+        if answer > 1:
+            raise CheckFailed(f"{stated}. Hint: divide the number of true positives by the number of members.")
+        if math.isclose(answer, _tpr_with(-scores, is_member, fpr), abs_tol=1e-9):
+            raise CheckFailed(
+                f"{stated}: the scores were read the wrong way round. Hint: a higher score means 'member', "
+                "so the test is score >= threshold."
+            )
+        if math.isclose(answer, _tpr_with(scores, is_member, fpr, strict=True), abs_tol=1e-9):
+            raise CheckFailed(
+                f"{stated}. Hint: a threshold whose FPR equals fpr is allowed: keep FPR <= fpr, not < fpr."
+            )
+        if math.isclose(answer, _tpr_interpolated(scores, is_member, fpr), abs_tol=1e-9):
+            raise CheckFailed(
+                f"{stated}: that is interpolated between two ROC points. Hint: report what one threshold "
+                "reaches, the largest TPR among ROC points with FPR <= fpr, without np.interp."
+            )
+        if math.isclose(answer, _tpr_ranked_one_by_one(scores, is_member, fpr), abs_tol=1e-9):
+            raise CheckFailed(
+                f"{stated}: the scores contain ties, and walking down the ranking one example at a time "
+                "puts some tied examples on each side. Hint: a threshold calls every example with "
+                "score >= t a member, so loop over the distinct scores (np.unique) as thresholds."
+            )
+        raise CheckFailed(
+            f"{stated}. Hint: for each distinct score t, call 'member' when score >= t, compute the FPR "
+            "among non-members and the TPR among members, and keep the largest TPR with FPR <= fpr."
+        )
+    _passed("tpr_at_fpr is correct: the best single threshold within the false positive budget.")
+
+
+# ---------------------------------------------------------------------------
+# 07: the privacy line of a model card
+
+
+def _fake_result(*, epsilon, delta, accountant, target_epsilon):
+    from torch import nn
+
+    from dpkit.training import TrainConfig, TrainResult
+
+    config = TrainConfig(model="logreg", target_epsilon=target_epsilon, delta=delta or 1e-5, accountant=accountant or "rdp")
+    return TrainResult(
+        model=nn.Linear(30, 2),
+        config=config,
+        epsilon=epsilon,
+        delta=delta,
+        accountant=accountant,
+        noise_multiplier=1.1 if target_epsilon is not None else None,
+        sample_rate=0.25 if target_epsilon is not None else None,
+        steps=120,
+        test_accuracy=0.95,
+    )
+
+
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_POWER_OF_TEN = re.compile(r"10\s*\^\s*\{?\s*([-−]\s*\d+)\s*\}?")
+
+
+# Phrases of which a non-private run's line must contain one.
+_NO_GUARANTEE_WORDS = ("non-private", "no privacy", "no guarantee", "not private", "without", "no dp", "inf", "∞")
+
+
+def _numbers_in(text):
+    """Return every number written in ``text``, including powers of ten written as 10^-5 or 10^{-5}."""
+    values = [float(match) for match in _NUMBER.findall(text)]
+    for power in _POWER_OF_TEN.findall(text):
+        values.append(10.0 ** int(power.replace("−", "-").replace(" ", "")))
+    return values
+
+
+def check_privacy_line(privacy_line):
+    """Check ``privacy_line(result)``: the privacy guarantee of a TrainResult as one line of a model card.
+
+    For a private run the line must state the achieved epsilon (``result.epsilon``)
+    with at least two decimals, its delta (``result.delta``, in any usual notation
+    such as ``1e-05``) and its accountant (``result.accountant``). For a
+    non-private run (``result.config.private`` is False) it must state that there
+    is no privacy guarantee, for example "none (non-private)".
+
+    Raises
+    ------
+    CheckFailed
+        With a hint for: something other than a string, the target epsilon in
+        place of the achieved one, too few decimals, a missing delta, a missing
+        or hard-coded accountant, and a non-private run that crashes, shows None
+        or claims a guarantee.
+    """
+    _check_callable("privacy_line", privacy_line, "check_privacy_line")
+    private_cases = (
+        # Rounded to one decimal, these epsilons differ from their targets, so that the
+        # check can tell too few decimals from the target epsilon.
+        _fake_result(epsilon=1.9347, delta=1e-5, accountant="rdp", target_epsilon=2.0),
+        _fake_result(epsilon=7.9312, delta=1e-6, accountant="prv", target_epsilon=8.0),
+    )
+    for result in private_cases:
+        setting = (
+            f"a result with epsilon = {result.epsilon}, delta = {result.delta:g}, accountant = {result.accountant!r} "
+            f"(target_epsilon {result.config.target_epsilon:g})"
+        )
+        line = _call(privacy_line, "privacy_line", result)
+        if not isinstance(line, str):
+            raise CheckFailed(f"privacy_line returned {_short(line)} for {setting}; a string was expected.")
+        numbers = _numbers_in(line)
+        if not any(abs(value - result.epsilon) <= 0.0051 for value in numbers):
+            if any(math.isclose(value, result.config.target_epsilon) for value in numbers):
+                hint = (
+                    "it shows the target epsilon. Hint: the guarantee is the achieved epsilon, result.epsilon, "
+                    "which is at most the target."
+                )
+            elif any(abs(value - result.epsilon) < 0.05 for value in numbers):
+                hint = "it rounds epsilon to one decimal. Hint: show two decimals, f'{result.epsilon:.2f}'."
+            else:
+                hint = f"it does not show epsilon = {result.epsilon:.2f}. Hint: format result.epsilon with two decimals, f'{{result.epsilon:.2f}}'."
+            raise CheckFailed(f"For {setting} privacy_line returned {line!r}: {hint}")
+        if not any(math.isclose(value, result.delta, rel_tol=1e-6) for value in numbers):
+            raise CheckFailed(
+                f"For {setting} privacy_line returned {line!r}, which does not show delta = {result.delta:g}. "
+                "Hint: an epsilon means nothing without its delta; add f'delta = {result.delta:g}'."
+            )
+        if result.accountant.lower() not in line.lower():
+            other = [name for name in privacy.ACCOUNTANTS if name != result.accountant and name in line.lower()]
+            extra = f" It names {other[0].upper()}: read the accountant from result.accountant." if other else ""
+            raise CheckFailed(
+                f"For {setting} privacy_line returned {line!r}, which does not name the {result.accountant.upper()} "
+                f"accountant.{extra} Hint: the same run has different epsilons under different accountants."
+            )
+
+    baseline = _fake_result(epsilon=math.inf, delta=None, accountant=None, target_epsilon=None)
+    try:
+        line = _call(privacy_line, "privacy_line", baseline)
+    except CheckFailed as failure:
+        if failure.__cause__ is None:
+            raise
+        error = failure.__cause__
+        raise CheckFailed(
+            f"privacy_line raised {type(error).__name__}: {error} for a non-private result (epsilon inf, delta "
+            "None, accountant None). Hint: check result.config.private first and return a line such as "
+            "'none: trained without differential privacy'."
+        ) from error
+    if not isinstance(line, str):
+        raise CheckFailed(f"privacy_line returned {_short(line)} for a non-private result; a string was expected.")
+    if re.search(r"(delta|accountant)\W+None\b", line):
+        raise CheckFailed(
+            f"For a non-private result privacy_line returned {line!r}. Hint: a non-private run has no delta or "
+            "accountant; say that the model has no privacy guarantee instead of formatting None."
+        )
+    if not any(word in line.lower() for word in _NO_GUARANTEE_WORDS):
+        raise CheckFailed(
+            f"For a non-private result privacy_line returned {line!r}, which reads like a guarantee. Hint: when "
+            "result.config.private is False, say that there is no privacy guarantee."
+        )
+    _passed("privacy_line is correct: achieved epsilon with its delta and accountant, and no claim without DP.")
