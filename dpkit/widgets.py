@@ -1157,7 +1157,8 @@ class EpsilonExplorer(Dashboard):
         """Train one model at the chosen level now and add its accuracy to the figure.
 
         The settings are the stored run's (first seed), with ``live_epochs`` if
-        given. The progress bar appears in ``live_output``.
+        given. Called from a notebook cell, the progress bar appears under that
+        cell; after a click on the "train live" button it appears in ``live_output``.
 
         Returns
         -------
@@ -1169,9 +1170,7 @@ class EpsilonExplorer(Dashboard):
         config = self.live_config(level)
         dataset = self._live_dataset(level)
         self.live_status.value = f"<i>training at {html.escape(level.describe())} ...</i>"
-        self.live_output.clear_output()
-        with self.live_output:
-            result = train(dataset, config, progress=progress)
+        result = train(dataset, config, progress=progress)
         self.live_results[level.target_epsilon] = result
 
         points = [(r.epsilon, r.test_accuracy) for r in self.live_results.values() if math.isfinite(r.epsilon)]
@@ -1192,8 +1191,10 @@ class EpsilonExplorer(Dashboard):
 
     def _on_live_click(self, button):
         button.disabled = True
+        self.live_output.clear_output()
         try:
-            self.train_live()
+            with self.live_output:
+                self.train_live()
         except Exception as error:
             # As for redraws: an error in a widget callback would only reach JupyterLab's log console.
             logger.exception("live training failed")
