@@ -1065,7 +1065,8 @@ class EpsilonExplorer(Dashboard):
             auc_ax.legend(fontsize="x-small", loc="upper left")
 
         roc_ax.plot(self._grid, self._grid, color="black", linewidth=0.8, label="chance")
-        (self.roc_line,) = roc_ax.plot([], [], color="tab:blue", label=f"{self.attack} attack, first seed")
+        roc_label = f"{self.attack} attack, first seed" if self.attack is not None else "no attack stored"
+        (self.roc_line,) = roc_ax.plot([], [], color="tab:blue", label=roc_label)
         (self.bound_line,) = roc_ax.plot(
             [], [], linestyle="--", color="tab:red", label="DP bound: no attack can go above"
         )

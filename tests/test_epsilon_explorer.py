@@ -248,3 +248,12 @@ def test_stored_results_explorer():
             assert explorer.accuracy_point.get_xdata()[0] == explorer.level.epsilon
             assert "delta = " in explorer._suptitle.get_text()
     assert image_count(explorer) == 1
+
+
+def test_records_without_attacks():
+    records = [make_record(target, 0, attacks=()) for target in (None, 1.0, 4.0)]
+    explorer = widgets.EpsilonExplorer(records, live=False)
+    explorer.slider.value = 4.0
+    assert explorer.attack is None
+    assert len(explorer.roc_line.get_xdata()) == 0
+    assert explorer.axes[1].get_title() == "No attack results stored"
