@@ -123,6 +123,8 @@ def _sweep(args):
         changes["delta"] = args.delta
     if args.accountant:
         changes["accountant"] = args.accountant
+    if args.no_attacks:
+        changes["attacks"] = ()
     sweep = dataclasses.replace(sweep, **changes).validate()
 
     os.makedirs(args.out, exist_ok=True)

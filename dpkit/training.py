@@ -7,6 +7,7 @@ split into physical batches by Opacus's ``BatchMemoryManager``; the privacy
 accountant counts logical steps only.
 """
 
+import copy
 import dataclasses
 import logging
 import math
@@ -119,7 +120,8 @@ class TrainConfig:
             )
         check_positive("lr", self.lr, "Use a positive learning rate such as 0.1.")
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_non_negative("momentum", self.momentum, "Use a momentum in [0, 1), e.g. 0.9.")
+        if not isinstance(self.momentum, (int, float)) or not 0 <= self.momentum < 1:
+            raise invalid("momentum", "in [0, 1)", self.momentum, "Use a momentum such as 0.9, or 0 for plain SGD.")
         check_non_negative("weight_decay", self.weight_decay, "Use 0 or a small positive weight decay.")
         if self.target_epsilon is not None and self.noise_multiplier is not None:
             raise ValueError(
@@ -264,9 +266,9 @@ def train(data, config=None, *, model=None, test=None, progress=True, checkpoint
     config : TrainConfig, optional
         Defaults to ``TrainConfig()`` (non-private).
     model : torch.nn.Module, optional
-        A model of your own; it is made Opacus-compatible for private runs (a
-        copy, with a ``DPKitWarning`` listing changes). Defaults to
-        ``make_model(config.model)``.
+        A model of your own. It is not modified: training works on a copy,
+        which private runs first make Opacus-compatible (with a ``DPKitWarning``
+        listing changes). Defaults to ``make_model(config.model)``.
     test : tuple (X, y), optional
         Test data, overriding the dataset's test split.
     progress : bool, default True
@@ -309,6 +311,9 @@ def train(data, config=None, *, model=None, test=None, progress=True, checkpoint
             model = make_model(config.model, input_shape=tuple(X.shape[1:]), num_classes=num_classes)
         elif config.private:
             model = make_private_compatible(model)
+        else:
+            # Training works on a copy, so the caller's model keeps its weights.
+            model = copy.deepcopy(model)
         model = model.to(device)
         loader = DataLoader(TensorDataset(X, y), batch_size=config.batch_size, shuffle=True)
         batches_per_epoch = len(loader)
