@@ -27,10 +27,10 @@ RECORDS = RESULTS / "records.jsonl"
 # Accountant maths is deterministic, so a recomputed epsilon differs from the stored
 # one only by float rounding.
 EPSILON_TOLERANCE = 1e-6
-# The same seed gives identical numbers on the same CPU and library versions. On
-# another CPU, float rounding in the matrix kernels (different instruction sets and
-# summation orders) can change single predictions of the retrained model. 0.02 is
-# 20 of the 1,000 test examples.
+# The same seed gives identical numbers on the same CPU, torch thread count and library
+# versions. Elsewhere, float rounding in the matrix kernels (other instruction sets and
+# summation orders) can change single predictions of the retrained model. 0.02 is 20 of
+# the 1,000 test examples.
 ACCURACY_TOLERANCE = 0.02
 
 pytestmark = pytest.mark.skipif(
