@@ -24,6 +24,7 @@ is a median.
 
     python benchmarks/dp_overhead.py            # mnist-5k, batches 1000 and 256
     python benchmarks/dp_overhead.py --quick    # digits, one repetition, to check the script
+    python benchmarks/dp_overhead.py --threads 1    # on a machine shared with other work
 
 Writes benchmarks/results/dp_overhead.md (and .json) and prints the markdown.
 """
@@ -417,7 +418,7 @@ def _header(setup, data_name, private, run):
     return [
         "# DP-SGD overhead",
         "",
-        f"Written by `python benchmarks/dp_overhead.py{' --quick' if setup['name'] == 'quick' else ''}`.",
+        f"Written by `{setup['command']}`.",
         "",
         *run.markdown(),
         f"- Data: {data_name}; default CNN (`dpkit.models.make_model('cnn')`); SGD with momentum "
@@ -629,7 +630,17 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, help="epochs per run, the first one uncounted (default: 3; quick: 2)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", help="logical batch sizes; the first is the main one (default: 1000 256)")
     parser.add_argument("--modes", nargs="+", choices=GRAD_SAMPLE_MODES, default=list(GRAD_SAMPLE_MODES), help="grad-sample modes")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch intra-op threads (default: torch's choice, one per core). On a machine shared with other "
+        "work, 1 avoids the waits of a thread pool whose threads are descheduled",
+    )
     arguments = parser.parse_args(argv)
+    if arguments.threads is not None:
+        if arguments.threads < 1:
+            parser.error(f"--threads must be at least 1, got {arguments.threads}")
+        torch.set_num_threads(arguments.threads)
 
     setup = dict(SETUPS["quick" if arguments.quick else "full"], name="quick" if arguments.quick else "full")
     for name in ("repetitions", "epochs", "batch_sizes"):
@@ -638,6 +649,7 @@ def main(argv=None):
     if setup["epochs"] < 2:
         parser.error("--epochs must be at least 2: the first epoch of every run is a warm-up")
     modes = tuple(arguments.modes)
+    setup["command"] = " ".join(["python benchmarks/dp_overhead.py", *(argv if argv is not None else sys.argv[1:])])
 
     # Opacus warns that its secure RNG is off and torch that a full backward hook fires
     # on inputs without grad; neither matters to a timing.
