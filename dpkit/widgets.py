@@ -938,7 +938,9 @@ class EpsilonExplorer(Dashboard):
         self.live_button = None
         if live:
             self.live_button = widgets.Button(
-                description="train live at this epsilon", icon="play", layout=widgets.Layout(width="auto")
+                description="train live",
+                tooltip="Train one model at the chosen epsilon now, with the stored settings",
+                icon="play",
             )
             self.live_button.on_click(self._on_live_click)
             self.widget.children = (
@@ -1176,6 +1178,12 @@ class EpsilonExplorer(Dashboard):
 
         points = [(r.epsilon, r.test_accuracy) for r in self.live_results.values() if math.isfinite(r.epsilon)]
         self.live_points.set_data([p[0] for p in points], [p[1] for p in points])
+        if points:
+            # A short live run can land below the stored curve, outside the axis range.
+            accuracy_ax = self.axes[0]
+            low, high = accuracy_ax.get_ylim()
+            accuracies = [p[1] for p in points]
+            accuracy_ax.set_ylim(min(low, min(accuracies) - 0.02), max(high, max(accuracies) + 0.02))
         self._accuracy_legend()
         self._capture_background()
         self._show()

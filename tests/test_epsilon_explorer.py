@@ -208,6 +208,8 @@ def test_live_run_adds_point(records, digits):
     assert explorer.live_results[4.0] is result
     assert list(explorer.live_points.get_xdata()) == [result.epsilon]
     assert list(explorer.live_points.get_ydata()) == [result.test_accuracy]
+    low, high = explorer.axes[0].get_ylim()
+    assert low < result.test_accuracy < high
     assert "delta = 1e-05, RDP accountant" in explorer.live_status.value
     assert image_count(explorer) == 1
 
@@ -257,3 +259,21 @@ def test_records_without_attacks():
     assert explorer.attack is None
     assert len(explorer.roc_line.get_xdata()) == 0
     assert explorer.axes[1].get_title() == "No attack results stored"
+
+
+def test_live_point_below_curve_shown(records, digits, monkeypatch):
+    from dpkit import training
+
+    explorer = widgets.EpsilonExplorer(records, live_data=digits)
+    low_before, _ = explorer.axes[0].get_ylim()
+    config = widgets.train_config_from_record(explorer.level.record)
+    poor = training.TrainResult(
+        model=None, config=config, epsilon=1.98, delta=1e-5, accountant="rdp", test_accuracy=0.1, seconds=1.0
+    )
+    monkeypatch.setattr(training, "train", lambda *args, **kwargs: poor)
+
+    explorer.train_live(progress=False)
+
+    low, high = explorer.axes[0].get_ylim()
+    assert low_before > 0.1
+    assert low < 0.1 < high
