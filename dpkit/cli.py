@@ -64,7 +64,8 @@ def _add_audit(commands):
         help="empirical epsilon lower bound from attack scores, against a claimed epsilon",
         description="Read membership scores (a CSV file with columns is_member and score, higher score "
         "meaning member) and report AUC, TPR at low FPR and an empirical epsilon lower bound with "
-        "Clopper-Pearson confidence. With --epsilon, say whether the claim is refuted.",
+        "Clopper-Pearson confidence. With --epsilon, say whether the claim is refuted; the exit "
+        "status is then 1 when it is refuted and 0 when it is not.",
     )
     parser.add_argument("scores", help="CSV file with columns is_member (0/1) and score")
     parser.add_argument("--delta", type=float, required=True, help="delta of the claimed guarantee")
@@ -88,7 +89,7 @@ def build_parser():
 
 
 def _epsilon(args):
-    from dpkit.privacy import epsilons
+    from dpkit.privacy import epsilons, steps_from_epochs
 
     values = epsilons(
         noise_multiplier=args.noise_multiplier,
@@ -97,7 +98,10 @@ def _epsilon(args):
         epochs=args.epochs,
         delta=args.delta,
     )
-    steps = args.steps if args.steps is not None else f"{args.epochs:g} epochs"
+    if args.steps is not None:
+        steps = str(args.steps)
+    else:
+        steps = f"{steps_from_epochs(epochs=args.epochs, sample_rate=args.sample_rate)} ({args.epochs:g} epochs)"
     print(f"noise_multiplier={args.noise_multiplier:g}  sample_rate={args.sample_rate:g}  steps={steps}  delta={args.delta:g}")
     for accountant, value in values.items():
         text = f"{value:.4f}" if isinstance(value, float) else f"not available: {value}"
@@ -158,7 +162,14 @@ def _audit(args):
 
     from dpkit import audit
 
-    frame = pd.read_csv(args.scores)
+    if args.epsilon is not None and not (args.epsilon >= 0):
+        print(f"dpkit audit: --epsilon must be >= 0, got {args.epsilon}. Pass the claimed epsilon.", file=sys.stderr)
+        return 2
+    try:
+        frame = pd.read_csv(args.scores)
+    except FileNotFoundError:
+        print(f"dpkit audit: scores file not found: {args.scores}. Pass a CSV file with columns is_member and score.", file=sys.stderr)
+        return 2
     missing = {"is_member", "score"} - set(frame.columns)
     if missing:
         print(f"dpkit audit: {args.scores} lacks the column(s) {', '.join(sorted(missing))}; "
