@@ -985,7 +985,8 @@ class EpsilonExplorer(Dashboard):
         artists = [self.accuracy_point, self.auc_points, self.roc_line, self.bound_line, *self.class_bars.patches]
         if self.baseline_line is not None:
             artists.append(self.baseline_line)
-        return artists + [ax.title for ax in self.axes] + [self._suptitle]
+        # Live points come after the circle that marks the chosen level, so that they stay visible on it.
+        return artists + [self.live_points] + [ax.title for ax in self.axes] + [self._suptitle]
 
     def _capture_background(self):
         # Animated artists are left out of a full draw; they are switched back afterwards so
