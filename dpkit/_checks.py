@@ -46,10 +46,18 @@ def check_open_unit(name, value, fix):
 def check_unit_interval(name, value, fix, *, low_open=True, high_open=False):
     """Check a real number in (0, 1], or another choice of open and closed ends."""
     ok = _is_real(value) and not math.isnan(value)
-    if ok:
-        ok = (value > 0 if low_open else value >= 0) and (value < 1 if high_open else value <= 1)
+    if ok and low_open:
+        ok = value > 0
+    elif ok:
+        ok = value >= 0
+    if ok and high_open:
+        ok = value < 1
+    elif ok:
+        ok = value <= 1
     if not ok:
-        interval = ("(" if low_open else "[") + "0, 1" + (")" if high_open else "]")
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        interval = f"{left}0, 1{right}"
         raise invalid(name, f"in {interval}", value, fix)
     return float(value)
 

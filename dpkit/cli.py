@@ -150,7 +150,7 @@ def _report(args):
 
     records = ResultStore(args.records).records()
     if not records:
-        print(f"dpkit report: {args.records} holds no records", file=sys.stderr)
+        print(f"dpkit report: no records found in {args.records}. Run dpkit sweep first.", file=sys.stderr)
         return 2
     paths = write_report(records, args.out or os.path.dirname(os.path.abspath(args.records)))
     print(paths["text"])

@@ -153,7 +153,7 @@ class Sweep:
         return configs
 
     def attack_settings(self):
-        """The settings of the attacks, part of every run's key when attacks run."""
+        """Return the attack settings, which are part of every run's key when attacks run."""
         if not self.attacks:
             return None
         return {
@@ -165,7 +165,7 @@ class Sweep:
         }
 
     def settings_of(self, config):
-        """The settings that identify one run, and so its record key."""
+        """Return the settings that identify one run and so determine its record key."""
         settings = {"dataset": self.dataset, "split_seed": self.split_seed, **dataclasses.asdict(config)}
         if self.attacks:
             settings["attack"] = self.attack_settings()
@@ -346,8 +346,8 @@ def _attack(result, record, context, sweep):
     for name, outcome in outcomes.items():
         fpr, tpr, _ = outcome.roc()
         fpr, tpr = _downsample_roc(np.asarray(fpr), np.asarray(tpr))
-        # A bound on the candidates of this run; the threshold is chosen on one half
-        # and evaluated on the other, so the bound is not optimistic.
+        # The threshold is chosen on one half of the candidates and evaluated on the
+        # other half, so the bound is not optimistic.
         bound = audit.epsilon_lower_bound(outcome.is_member, outcome.scores, delta=sweep.delta, method="split", seed=sweep.attack_seed)
         summaries[name] = {
             "auc": outcome.auc(),
@@ -406,8 +406,8 @@ def results_table(records):
         if column.endswith(("_auc", "_tpr_at_1pct_fpr")):
             aggregations[column] = (column, "mean")
         elif column.endswith("_epsilon_lower_bound"):
-            # Each seed's bound holds with 95% confidence; the smallest of them still does,
-            # while the largest would be an optimistic pick among several tries.
+            # Each seed's bound is valid with 95% confidence, and so is the smallest of them.
+            # The largest would be an optimistic pick among several tries.
             aggregations[column] = (column, "min")
     table = frame.groupby("target_epsilon", sort=True).agg(**aggregations).reset_index()
     return table

@@ -70,8 +70,8 @@ def _check_common(noise_multiplier, sample_rate, delta, accountant):
     return noise_multiplier, sample_rate, _check_delta(delta), _check_accountant(accountant)
 
 
-# The prv accountant discretises the privacy loss on a grid whose size grows as the noise
-# shrinks; past this many points (about 1.6 GB per float64 array) it is refused up front
+# The prv accountant discretises the privacy loss on a grid that grows as the noise shrinks.
+# Past this many points (about 160 MB per float64 array) the request is rejected up front
 # instead of exhausting memory.
 PRV_MAX_GRID_POINTS = 20_000_000
 
